@@ -75,15 +75,17 @@ fixtures: venv-ml ## re-record tests/fixtures from real W&B and TRL runs
 	$(VENV)/bin/python tests/fixtures/record.py
 
 install: ## install into $(PREFIX) (bin/train-resume, lib, the Python package)
-	install -d $(DESTDIR)$(PREFIX)/lib/train-resume/bin $(DESTDIR)$(PREFIX)/lib/train-resume/lib \
-	  $(DESTDIR)$(PREFIX)/lib/train-resume/train_resume $(DESTDIR)$(PREFIX)/bin
-	install -m 755 bin/train-resume $(DESTDIR)$(PREFIX)/lib/train-resume/bin/
-	install -m 644 lib/wandb_resume.sh $(DESTDIR)$(PREFIX)/lib/train-resume/lib/
-	install -m 644 train_resume/*.py $(DESTDIR)$(PREFIX)/lib/train-resume/train_resume/
-	ln -sfn ../lib/train-resume/bin/train-resume $(DESTDIR)$(PREFIX)/bin/train-resume
+	@dest="$(DESTDIR)$(PREFIX)"; \
+	install -d "$$dest/lib/train-resume/bin" "$$dest/lib/train-resume/lib" \
+	  "$$dest/lib/train-resume/train_resume" "$$dest/bin"; \
+	install -m 755 bin/train-resume "$$dest/lib/train-resume/bin/"; \
+	install -m 644 lib/wandb_resume.sh "$$dest/lib/train-resume/lib/"; \
+	install -m 644 train_resume/*.py "$$dest/lib/train-resume/train_resume/"; \
+	ln -sfn ../lib/train-resume/bin/train-resume "$$dest/bin/train-resume"; \
+	echo "installed $$dest/bin/train-resume"
 
 uninstall: ## remove what install put in $(PREFIX)
-	rm -rf $(DESTDIR)$(PREFIX)/lib/train-resume $(DESTDIR)$(PREFIX)/bin/train-resume
+	rm -rf "$(DESTDIR)$(PREFIX)/lib/train-resume" "$(DESTDIR)$(PREFIX)/bin/train-resume"
 
 clean: ## remove the installed tools and the runs
 	rm -rf $(VENV) $(DEPS) runs

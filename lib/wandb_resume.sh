@@ -451,6 +451,8 @@ def from_object($o):
     | if $s.err then out("bad"; $s.err; ""; [])
       else out("ok"; ""; $s.v; $o | ids) end end;
 if $mode == "full" then from_object(.)
+elif explode | any(. == 0) then
+  out("bad"; "NUL bytes in trainer_state.json (a save cut short by a crash?)"; ""; [])
 elif $mode == "whole" then
   if test("^[[:space:]]*$") then out("bad"; "trainer_state.json is empty"; ""; [])
   else parse as $p
@@ -620,6 +622,10 @@ wandb_resume::_latest() {
     fi
   done
   ((${#steps[@]} > 0)) || return 0
+  if ! command -v jq >/dev/null 2>&1; then
+    error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#steps[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
+    return 1
+  fi
   # Numeric order, newest first (one sort for any number of checkpoints).
   sorted=$(printf '%s\n' "${steps[@]}" | sort -rn)
   mapfile -t steps <<<"$sorted"

@@ -1,0 +1,268 @@
+#!/usr/bin/env bats
+# Which checkpoint: explicit choices, the newest complete one, or a new run.
+bats_require_minimum_version 1.5.0
+
+setup() {
+  load test_helper/common
+  common_setup
+}
+
+teardown() {
+  cleanup_workdir
+}
+
+@test "starts a new run when the output dir holds no checkpoint" {
+  mkdir -p "$OUT"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .mode)" new
+  assert_equal "$(field .checkpoint)" null
+  assert_equal "$(field .wandb_resume)" allow
+  assert_stderr --partial '🆕 new training run (no checkpoint in'
+}
+
+@test "starts a new run when the output dir does not exist yet" {
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .mode)" new
+  assert_stderr --partial 'does not exist yet'
+}
+
+@test "resumes a real TRL run from its newest checkpoint" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .mode)" resume
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+  assert_equal "$(field .run_id)" "$(fixture_state_id trl-run checkpoint-4)"
+  assert_equal "$(field .wandb_resume)" must
+  assert_stderr --partial "🔄 resuming from checkpoint: $OUT/checkpoint-4"
+}
+
+@test "gives the checkpoint as an absolute path when the output dir is relative" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  explain -o out/
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+}
+
+@test "orders checkpoints by number, not by name" {
+  make_state "$OUT/checkpoint-9" 9
+  make_state "$OUT/checkpoint-10" 10
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-10"
+}
+
+@test "picks the newest complete checkpoint when the newest has no trainer_state.json" {
+  make_state "$OUT/checkpoint-2" 2
+  mkdir -p "$OUT/checkpoint-4"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].path')" "$OUT/checkpoint-4"
+  assert_equal "$(field '.skipped[0].reason')" \
+    'trainer_state.json missing (HF writes it last: the save was probably interrupted)'
+  assert_stderr --partial "⚠️ skipping $OUT/checkpoint-4: trainer_state.json missing"
+}
+
+@test "picks the newest complete checkpoint when the newest trainer_state.json is truncated" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  truncate -s 150 "$OUT/checkpoint-4/trainer_state.json"
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason' | cut -c1-27)" 'not valid JSON (truncated?)'
+}
+
+@test "passes over a checkpoint whose global_step is not its number" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 6
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason')" \
+    'global_step is 6, but the folder is checkpoint-4 (a copy, or a half-written save?)'
+}
+
+@test "passes over a trainer_state.json that is JSON but not an object" {
+  make_state "$OUT/checkpoint-2" 2
+  mkdir -p "$OUT/checkpoint-4"
+  echo '[4]' >"$OUT/checkpoint-4/trainer_state.json"
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason')" 'JSON but not an object (array)'
+}
+
+@test "passes over a trainer_state.json whose global_step is a string" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4 '.global_step = "4"'
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason')" 'global_step is a string, not a number'
+}
+
+@test "starts a new run, with a warning, when no checkpoint is complete" {
+  mkdir -p "$OUT/checkpoint-2" "$OUT/checkpoint-4"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .mode)" new
+  assert_equal "$(field '.skipped | length')" 2
+  assert_equal "$(field '.warnings[0]')" \
+    "2 checkpoint-* folders in $OUT, none complete: starting a new run"
+}
+
+@test "skips checkpoint names that are not numbers or have a leading zero" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-best" 8
+  make_state "$OUT/checkpoint-07" 7
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  run jq -r '.skipped[] | .reason' <<<"$output"
+  assert_line 'step number with a leading zero (HF never writes one)'
+  assert_line 'not named checkpoint-<number>'
+}
+
+@test "resumes from a checkpoint named with --checkpoint" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  explain -o "$OUT" --checkpoint "$OUT/checkpoint-2"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_stderr --partial '(chosen by --checkpoint)'
+}
+
+@test "fails, naming the path, when the --checkpoint given does not exist" {
+  mkdir -p "$OUT"
+  run -1 --separate-stderr "$TR" -o "$OUT" --checkpoint "$OUT/checkpoint-9" -- touch ran
+  assert_output ''
+  assert_stderr --partial "❌ error: checkpoint $OUT/checkpoint-9 (from --checkpoint) cannot be used: no such file or directory"
+  assert [ ! -e ran ]
+}
+
+@test "fails, and never falls back, when the --checkpoint given is incomplete" {
+  make_state "$OUT/checkpoint-2" 2
+  mkdir -p "$OUT/checkpoint-4"
+  run -1 --separate-stderr "$TR" -o "$OUT" -c "$OUT/checkpoint-4" --explain --json
+  assert_output ''
+  assert_stderr --partial 'cannot be used: trainer_state.json missing'
+}
+
+@test "fails with the owner and mode when the --checkpoint given is unreadable" {
+  open_workdir
+  make_state "$OUT/checkpoint-2" 2
+  chmod 000 "$OUT/checkpoint-2"
+  run -1 --separate-stderr as_nobody "$TR" -o "$OUT" -c "$OUT/checkpoint-2" --explain
+  assert_stderr --partial "checkpoint $OUT/checkpoint-2 (from --checkpoint) cannot be used: permission denied (owner root:root d---------; running as nobody)"
+}
+
+@test "fails with a permission hint when the output dir is unreadable" {
+  open_workdir
+  make_state "$OUT/checkpoint-2" 2
+  chmod 700 "$OUT"
+  run -1 --separate-stderr as_nobody "$TR" -o "$OUT" --explain
+  assert_stderr --partial "cannot read output dir $OUT: permission denied (owner root:root drwx------"
+}
+
+@test "passes over an unreadable trainer_state.json with a permission hint" {
+  open_workdir
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  chmod 600 "$OUT/checkpoint-4/trainer_state.json"
+  run --separate-stderr as_nobody "$TR" -o "$OUT" --explain --json
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason')" \
+    'trainer_state.json: permission denied (owner root:root -rw-------; running as nobody): check with ls -la, then chmod or run as the owner'
+}
+
+@test "--checkpoint latest is the newest complete checkpoint" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  explain -o "$OUT" --checkpoint latest
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+}
+
+@test "--checkpoint none starts a new run although checkpoints exist" {
+  make_state "$OUT/checkpoint-2" 2
+  explain -o "$OUT" --checkpoint none
+  assert_success
+  assert_equal "$(field .mode)" new
+  assert_stderr --partial '🆕 new training run (--checkpoint none: checkpoints are ignored)'
+}
+
+@test "RESUME_FROM_CHECKPOINT_DIR names the checkpoint" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  RESUME_FROM_CHECKPOINT_DIR=$OUT/checkpoint-2 explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_stderr --partial '(chosen by RESUME_FROM_CHECKPOINT_DIR)'
+}
+
+@test "--checkpoint wins over RESUME_FROM_CHECKPOINT_DIR" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  RESUME_FROM_CHECKPOINT_DIR=$OUT/checkpoint-2 explain -o "$OUT" -c "$OUT/checkpoint-4"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+}
+
+@test "a checkpoint given without an output dir has its parent as the output dir" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  explain -c "$OUT/checkpoint-2"
+  assert_success
+  assert_equal "$(field .run_id_source)" wandb-dir
+  assert_stderr --partial "📂 output dir: $OUT (the checkpoint's parent)"
+}
+
+@test "with neither an output dir nor a checkpoint it is a usage error" {
+  run -2 --separate-stderr "$TR" --explain
+  assert_stderr --partial 'no output dir: give --output-dir DIR'
+}
+
+@test "reads a huge trainer_state.json from its head and tail windows" {
+  make_state "$OUT/checkpoint-3000" 3000 \
+    '.log_history |= map(. + {pad: "0123456789012345678901234567890123456789"})
+     | .stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "tail-id"}, attributes: {}}'
+  (($(stat -c %s "$OUT/checkpoint-3000/trainer_state.json") > 4 * 65536))
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+  assert_equal "$(field .run_id)" tail-id
+}
+
+@test "passes over a huge trainer_state.json truncated in its log_history" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-3000" 3000
+  truncate -s 100000 "$OUT/checkpoint-3000/trainer_state.json"
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason' | cut -c1-27)" 'not valid JSON (truncated?)'
+}
+
+@test "passes over a trainer_state.json that a crash left padded with NUL bytes" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  truncate -s 100000 "$OUT/checkpoint-4/trainer_state.json"
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason')" \
+    'NUL bytes in trainer_state.json (a save cut short by a crash?)'
+}
+
+@test "parses the whole file when a huge trainer_state.json is not in HF's layout" {
+  make_state "$OUT/checkpoint-3000" 3000
+  jq -c . "$OUT/checkpoint-3000/trainer_state.json" >"$WORK/min.json"
+  mv "$WORK/min.json" "$OUT/checkpoint-3000/trainer_state.json"
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+}
+
+@test "warns when free space is below the size of the checkpoint" {
+  ((EUID == 0)) || skip 'needs root to mount a small tmpfs'
+  mkdir -p "$OUT"
+  mount -t tmpfs -o size=2m tmpfs "$OUT" || skip 'cannot mount a tmpfs here'
+  make_state "$OUT/checkpoint-2" 2
+  head -c 1200000 /dev/zero >"$OUT/checkpoint-2/model.safetensors"
+  explain -o "$OUT"
+  umount "$OUT"
+  assert_success
+  assert_equal "$(field '.warnings[0]' | cut -c1-5)" 'only '
+  assert_stderr --partial 'the next save may fail'
+}

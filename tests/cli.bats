@@ -1,0 +1,145 @@
+#!/usr/bin/env bats
+# bin/train-resume: options, exit statuses, the JSON contract, exec, install.
+bats_require_minimum_version 1.5.0
+
+setup() {
+  load test_helper/common
+  common_setup
+}
+
+# The options the parser accepts, read from its case labels.
+accepted_options() {
+  sed -n '/^wandb_resume::_configure()/,/^}/p' "$LIB" |
+    grep -oE '^ +(-[a-zA-Z] \| )?--[a-z-]+( \| --[a-z-]+=\*)?\)' |
+    grep -oE -- '--[a-z-]+' | sort -u
+}
+
+@test "--help lists every option the parser accepts, and no other" {
+  run -0 "$TR" --help
+  local listed
+  listed=$(grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' <<<"$output" | grep -oE -- '--[a-z-]+' | sort -u)
+  assert_equal "$listed" "$(accepted_options)"
+  assert_equal "$(accepted_options | wc -l)" 11
+}
+
+@test "every short option in --help is accepted" {
+  run -0 "$TR" --help
+  local short
+  for short in $(grep -oE '^  -[a-zA-Z],' <<<"$output" | tr -d ' ,'); do
+    run "$TR" "$short" --help
+    refute_output --partial 'unknown option'
+  done
+}
+
+@test "--version prints the version" {
+  run -0 "$TR" --version
+  assert_output --regexp '^train-resume [0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "an unknown option is a usage error" {
+  run -2 --separate-stderr "$TR" --frobnicate
+  assert_stderr --partial 'unknown option: --frobnicate'
+}
+
+@test "an option without its value is a usage error" {
+  run -2 --separate-stderr "$TR" --output-dir
+  assert_stderr --partial 'option --output-dir needs a value'
+}
+
+@test "without a COMMAND or --explain it is a usage error" {
+  run -2 --separate-stderr "$TR" -o "$OUT"
+  assert_stderr --partial 'no COMMAND to run'
+}
+
+@test "runs COMMAND with the decision in its environment" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  run -0 --separate-stderr "$TR" -o "$OUT" -- bash -c 'echo "$WANDB_RUN_ID $WANDB_RESUME $TRAIN_RESUME_CHECKPOINT"'
+  assert_output "$(fixture_state_id trl-run checkpoint-4) must $OUT/checkpoint-4"
+}
+
+@test "takes COMMAND without -- from the first non-option" {
+  run -0 --separate-stderr "$TR" -o "$OUT" printenv WANDB_RESUME
+  assert_output allow
+}
+
+@test "passes COMMAND's exit status through" {
+  run -7 "$TR" -o "$OUT" -- bash -c 'exit 7'
+}
+
+@test "execs COMMAND in its own process (no wrapper left behind)" {
+  run -0 --separate-stderr "$TR" -o "$OUT" -- bash -c 'ps -o comm= -p $PPID'
+  refute_output train-resume
+}
+
+@test "--explain runs nothing, and says what it would run" {
+  run -0 --separate-stderr "$TR" -o "$OUT" --explain -- touch ran
+  assert [ ! -e ran ]
+  assert_stderr --partial 'would run: touch ran'
+}
+
+@test "--json prints exactly the contract's keys, with their types" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  mkdir "$OUT/checkpoint-6"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field 'keys_unsorted | join(",")')" \
+    'mode,checkpoint,run_id,run_id_source,wandb_resume,skipped,warnings'
+  assert_equal "$(field '[.mode, .run_id_source, .wandb_resume] | join(",")')" 'resume,wandb-dir,must'
+  assert_equal "$(field '[.checkpoint, .run_id] | map(type) | join(",")')" 'string,string'
+  assert_equal "$(field '.skipped | map(keys | join(",")) | unique | join(";")')" 'path,reason'
+  assert_equal "$(field '.warnings | type')" array
+}
+
+@test "--json on a new run has nulls where there is nothing" {
+  explain -o "$OUT"
+  assert_equal "$(field '[.checkpoint, .run_id, .run_id_source] | map(tostring) | join(",")')" 'null,null,null'
+  assert_equal "$(field .wandb_resume)" allow
+}
+
+@test "stdout holds only the JSON; logs go to stderr" {
+  explain -o "$OUT"
+  run jq -e . <<<"$output"
+  assert_success
+  refute_output --partial '🆕'
+}
+
+@test "--json without jq on PATH fails clearly" {
+  mkdir -p "$WORK/bin"
+  local tool
+  for tool in bash env cat tail head sort stat id df du readlink; do
+    ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
+  done
+  run -1 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" --explain --json
+  assert_stderr --partial 'jq not found on PATH: --json needs it'
+}
+
+@test "without jq, checkpoints cannot be checked: says so and which sources still work" {
+  make_state "$OUT/checkpoint-2" 2
+  mkdir -p "$WORK/bin"
+  local tool
+  for tool in bash env cat tail head sort stat id df du readlink; do
+    ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
+  done
+  run -1 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" -- touch ran
+  assert_stderr --partial "jq not found on PATH: it is needed to check the trainer_state.json of the 1 checkpoint(s) in $OUT, so no safe decision can be made (without jq only the wandb-dir and env run id sources work)"
+  assert [ ! -e ran ]
+}
+
+@test "without jq, a new run in an empty output dir still works" {
+  mkdir -p "$WORK/bin"
+  local tool
+  for tool in bash env cat tail head sort stat id df du readlink printenv; do
+    ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
+  done
+  run -0 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" -- printenv WANDB_RESUME
+  assert_output allow
+}
+
+@test "make install puts a train-resume that finds its library through a symlink" {
+  run -0 make -C "$ROOT" install PREFIX="$WORK/prefix" DESTDIR=
+  assert [ -L "$WORK/prefix/bin/train-resume" ]
+  run -0 --separate-stderr "$WORK/prefix/bin/train-resume" -o "$OUT" -- printenv WANDB_RESUME
+  assert_output allow
+  ln -s "$WORK/prefix/bin/train-resume" "$WORK/tr-link"
+  run -0 --separate-stderr "$WORK/tr-link" --version
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bats
+# What wandb_resume::configure exports. These tests call it WITHOUT `run` (a
+# subshell would hide the exports) and then look at the variables.
+bats_require_minimum_version 1.5.0
+
+setup() {
+  load test_helper/common
+  common_setup
+  source "$LIB"
+}
+
+@test "on a resume exports WANDB_RUN_ID, WANDB_RESUME=must and the checkpoint" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  wandb_resume::configure -o "$OUT" 2>"$WORK/log"
+  assert_equal "$WANDB_RUN_ID" "$(fixture_state_id trl-run checkpoint-4)"
+  assert_equal "$WANDB_RESUME" must
+  assert_equal "$TRAIN_RESUME_CHECKPOINT" "$OUT/checkpoint-4"
+  assert_equal "$TRAIN_RESUME_RUN_ID_SOURCE" wandb-dir
+  run env
+  assert_line "WANDB_RUN_ID=$WANDB_RUN_ID"
+  assert_line "TRAIN_RESUME_CHECKPOINT=$OUT/checkpoint-4"
+  run cat "$WORK/log"
+  assert_line "train-resume: 🔧 export WANDB_RUN_ID=$WANDB_RUN_ID"
+  assert_line 'train-resume: 🔧 export WANDB_RESUME=must'
+  assert_line 'train-resume: ✅ W&B resume configured'
+}
+
+@test "--resume-mode allow exports WANDB_RESUME=allow on a resume" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  wandb_resume::configure -o "$OUT" --resume-mode allow 2>/dev/null
+  assert_equal "$WANDB_RESUME" allow
+  assert [ -n "$WANDB_RUN_ID" ]
+}
+
+@test "WANDB_RESUME_MODE=allow exports WANDB_RESUME=allow on a resume" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  WANDB_RESUME_MODE=allow
+  wandb_resume::configure -o "$OUT" 2>/dev/null
+  assert_equal "$WANDB_RESUME" allow
+}
+
+@test "a resume mode other than must or allow is a usage error" {
+  run -2 --separate-stderr wandb_resume::configure -o "$OUT" --resume-mode never
+  assert_stderr --partial 'resume mode must be must or allow, not: never'
+}
+
+@test "a new run exports WANDB_RESUME=allow and sets no WANDB_RUN_ID" {
+  wandb_resume::configure -o "$OUT" 2>"$WORK/log"
+  assert_equal "$WANDB_RESUME" allow
+  assert [ -z "${WANDB_RUN_ID+set}" ]
+  assert [ -z "${TRAIN_RESUME_CHECKPOINT+set}" ]
+  run cat "$WORK/log"
+  assert_line --partial 'train-resume: 🆕 new training run'
+  assert_line 'train-resume: 🔧 export WANDB_RESUME=allow'
+}
+
+@test "a new run after a resume in the same shell takes back our WANDB_RUN_ID" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  wandb_resume::configure -o "$OUT" 2>/dev/null
+  assert [ -n "$WANDB_RUN_ID" ]
+  wandb_resume::configure -o "$WORK/fresh" 2>"$WORK/log"
+  assert [ -z "${WANDB_RUN_ID+set}" ]
+  assert [ -z "${TRAIN_RESUME_CHECKPOINT+set}" ]
+  assert [ -z "${TRAIN_RESUME_RUN_ID_SOURCE+set}" ]
+  assert_equal "$WANDB_RESUME" allow
+  run cat "$WORK/log"
+  assert_line 'train-resume: 🔧 unset WANDB_RUN_ID (set by an earlier decision of ours)'
+}
+
+@test "a new run leaves a WANDB_RUN_ID the user set" {
+  export WANDB_RUN_ID=users-own
+  wandb_resume::configure -o "$OUT" 2>/dev/null
+  assert_equal "$WANDB_RUN_ID" users-own
+}
+
+@test "an empty WANDB_RUN_ID is unset, since W&B would fail on it" {
+  export WANDB_RUN_ID=''
+  wandb_resume::configure -o "$OUT" 2>"$WORK/log"
+  assert [ -z "${WANDB_RUN_ID+set}" ]
+  run cat "$WORK/log"
+  assert_line 'train-resume: 🔧 unset WANDB_RUN_ID (empty run id: W&B would refuse to start with it)'
+}
+
+@test "--explain exports nothing" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  wandb_resume::configure -o "$OUT" --explain 2>"$WORK/log"
+  assert [ -z "${WANDB_RUN_ID+set}" ]
+  assert [ -z "${WANDB_RESUME+set}" ]
+  assert [ -z "${TRAIN_RESUME_CHECKPOINT+set}" ]
+  run cat "$WORK/log"
+  assert_line --partial 'train-resume: 🔧 would export WANDB_RUN_ID='
+}
+
+@test "a failed decision exports nothing" {
+  export WANDB_RESUME=before
+  run -1 wandb_resume::configure -o "$OUT" -c "$OUT/checkpoint-404"
+  wandb_resume::configure -o "$OUT" -c "$OUT/checkpoint-404" 2>/dev/null || true
+  assert_equal "$WANDB_RESUME" before
+  assert [ -z "${WANDB_RUN_ID+set}" ]
+  assert [ -z "${TRAIN_RESUME_CHECKPOINT+set}" ]
+}
+
+@test "the library takes options only: a stray argument is a usage error" {
+  run -2 --separate-stderr wandb_resume::configure -o "$OUT" python train.py
+  assert_stderr --partial 'unexpected argument: python'
+}
+
+@test "logs in the seed's Chinese when LANG starts with zh" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  LANG=zh_CN.UTF-8 wandb_resume::configure -o "$OUT" 2>"$WORK/log"
+  run cat "$WORK/log"
+  assert_line "train-resume: 🔄 检测到checkpoint恢复: $OUT/checkpoint-4 (the newest complete checkpoint in $OUT)"
+  assert_line "train-resume: 🔧 设置环境变量: WANDB_RUN_ID=$WANDB_RUN_ID"
+  assert_line 'train-resume: ✅ WandB恢复配置完成!'
+}
+
+@test "logs in Chinese when WANDB_RESUME_LANG=zh, and in English when it is en" {
+  WANDB_RESUME_LANG=zh wandb_resume::configure -o "$OUT" 2>"$WORK/log"
+  run cat "$WORK/log"
+  assert_line --partial 'train-resume: 🆕 开始新的训练会话'
+  LC_ALL=zh_CN.UTF-8 WANDB_RESUME_LANG=en wandb_resume::configure -o "$OUT" 2>"$WORK/log"
+  run cat "$WORK/log"
+  assert_line --partial 'train-resume: 🆕 new training run'
+}
+
+@test "--quiet logs nothing but errors" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  wandb_resume::configure -o "$OUT" --quiet 2>"$WORK/log"
+  assert [ -n "$WANDB_RUN_ID" ]
+  assert [ ! -s "$WORK/log" ]
+  run -1 --separate-stderr wandb_resume::configure -q -o "$OUT" -c /nowhere
+  assert_stderr --partial '❌ error: checkpoint /nowhere'
+}

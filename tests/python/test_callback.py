@@ -1,0 +1,149 @@
+"""WandbResumeCallback with a real tiny transformers.Trainer and real offline W&B."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TRAIN_RESUME, run, shim
+
+pytest.importorskip("transformers")
+pytest.importorskip("wandb")
+
+TINY = Path(__file__).with_name("tiny_trainer.py")
+
+
+def last_json(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def stored(checkpoint):
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    return state["stateful_callbacks"].get("WandbResumeCallback")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """4 steps through the shim, W&B run folders kept apart from the output dir."""
+    work = tmp_path_factory.mktemp("first run")
+    out, wandb_dir = work / "out", work / "wb"
+    wandb_dir.mkdir()
+    info = last_json(shim([TINY, out, 4], work, WANDB_DIR=wandb_dir))
+    return work, out, wandb_dir, info
+
+
+def test_every_checkpoint_carries_the_live_run_id(first_run):
+    work, out, wandb_dir, info = first_run
+    assert "WandbResumeCallback" in info["callbacks"]
+    assert info["run_id"]
+    (folder,) = (wandb_dir / "wandb").glob("offline-run-*")
+    assert (folder / f"run-{info['run_id']}.wandb").is_file()
+    for step in (2, 4):
+        saved = stored(out / f"checkpoint-{step}")
+        assert saved["args"]["wandb_run_id"] == info["run_id"]
+        assert saved["attributes"]["resume_count"] == 0
+    assert info["config"] == {"train_resume/resumed": False, "train_resume/run_id": info["run_id"]}
+    assert "resumed" not in info["tags"]
+
+
+def test_train_resume_reads_the_stored_id_when_no_wandb_folder_is_kept(first_run):
+    work, out, _, info = first_run
+    result = run([TRAIN_RESUME, "-o", out, "--explain", "--json"], work)
+    decision = json.loads(result.stdout)
+    assert decision["run_id"] == info["run_id"]
+    assert decision["run_id_source"] == "trainer-state"
+    assert decision["checkpoint"] == str(out / "checkpoint-4")
+
+
+def test_a_resume_is_recorded_in_the_run_config_and_tags(first_run, tmp_path):
+    work, out, wandb_dir, info = first_run
+    copy = tmp_path / "out"
+    shutil.copytree(out / "checkpoint-2", copy / "checkpoint-2")
+    checkpoint = copy / "checkpoint-2"
+    resumed = last_json(
+        shim(
+            [TINY, copy, 4],
+            tmp_path,
+            WANDB_DIR=wandb_dir,
+            WANDB_RUN_ID=info["run_id"],
+            WANDB_RESUME="must",
+            TRAIN_RESUME_CHECKPOINT=checkpoint,
+            TRAIN_RESUME_RUN_ID_SOURCE="wandb-dir",
+            SLURM_JOB_ID=42,
+            SLURM_RESTART_COUNT=1,
+        )
+    )
+    assert resumed["run_id"] == info["run_id"]
+    assert resumed["config"] == {
+        "train_resume/resumed": True,
+        "train_resume/run_id": info["run_id"],
+        "train_resume/checkpoint": str(checkpoint),
+        "train_resume/global_step_at_resume": 2,
+        "train_resume/resume_count": 1,
+        "train_resume/run_id_source": "wandb-dir",
+        "train_resume/slurm_job_id": "42",
+        "train_resume/slurm_restart_count": "1",
+    }
+    assert "resumed" in resumed["tags"]
+    saved = stored(copy / "checkpoint-4")
+    assert saved["args"]["wandb_run_id"] == info["run_id"]
+    assert saved["attributes"]["resume_count"] == 1
+
+
+def test_a_checkpoint_made_without_the_callback_resumes_with_it(tmp_path):
+    out = tmp_path / "out"
+    last_json(run([sys.executable, TINY, out, 2], tmp_path, WANDB_MODE="disabled"))
+    assert stored(out / "checkpoint-2") is None
+    info = last_json(
+        shim(
+            [TINY, out, 4],
+            tmp_path,
+            WANDB_MODE="disabled",
+            TRAIN_RESUME_CHECKPOINT=out / "checkpoint-2",
+        )
+    )
+    assert "WandbResumeCallback" in info["callbacks"]
+    assert stored(out / "checkpoint-4")["attributes"]["resume_count"] == 1
+
+
+@pytest.mark.parametrize(
+    "env", [{"WANDB_MODE": "disabled"}, {"TINY_REPORT_TO": "none"}], ids=["disabled", "no-report"]
+)
+def test_does_nothing_quietly_when_wandb_is_off(tmp_path, env):
+    out = tmp_path / "out"
+    result = shim([TINY, out, 2], tmp_path, **env)
+    info = last_json(result)
+    assert info["config"] == {}
+    assert "train-resume:" not in result.stderr
+    assert stored(out / "checkpoint-2")["args"]["wandb_run_id"] is None
+
+
+def test_is_not_added_twice_when_the_trainer_already_has_it(tmp_path):
+    info = last_json(
+        shim([TINY, tmp_path / "out", 2], tmp_path, WANDB_MODE="disabled", TINY_EXPLICIT_CALLBACK=1)
+    )
+    assert info["callbacks"].count("WandbResumeCallback") == 1
+
+
+def test_no_callback_leaves_the_trainer_as_it_is(tmp_path):
+    info = last_json(
+        shim(["--no-callback", TINY, tmp_path / "out", 2], tmp_path, WANDB_MODE="disabled")
+    )
+    assert "WandbResumeCallback" not in info["callbacks"]
+
+
+def test_warns_loudly_when_the_live_run_is_not_the_chosen_one(tmp_path):
+    result = shim(
+        [TINY, tmp_path / "out", 2],
+        tmp_path,
+        WANDB_DIR=tmp_path,
+        WANDB_RUN_ID="chosen-id",
+        TINY_PREINIT_ID="other-id",
+    )
+    assert last_json(result)["run_id"] == "other-id"
+    assert (
+        "❌ the live W&B run is other-id, but WANDB_RUN_ID is chosen-id: "
+        "this run does NOT continue the one train-resume chose" in result.stderr
+    )

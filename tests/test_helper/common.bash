@@ -1,0 +1,96 @@
+# shellcheck shell=bash
+# Shared setup for the bats suites: bats-support/bats-assert, a clean environment,
+# a work dir whose path holds a space, and helpers that build checkpoints.
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+FIXTURES=$ROOT/tests/fixtures
+TR=$ROOT/bin/train-resume
+LIB=$ROOT/lib/wandb_resume.sh
+load "$ROOT/.deps/node_modules/bats-support/load"
+load "$ROOT/.deps/node_modules/bats-assert/load"
+
+common_setup() {
+  export HOME=$BATS_TEST_TMPDIR/home
+  mkdir -p "$HOME"
+  WORK="$BATS_TEST_TMPDIR/work dir"
+  OUT=$WORK/out
+  mkdir -p "$WORK"
+  cd "$WORK" || return 1
+  unset WANDB_RUN_ID WANDB_RESUME WANDB_DIR RESUME_FROM_CHECKPOINT_DIR WANDB_RESUME_SOURCES \
+    WANDB_RESUME_MODE WANDB_RESUME_LANG TRAIN_RESUME_CHECKPOINT TRAIN_RESUME_RUN_ID_SOURCE \
+    LC_ALL _WANDB_RESUME_LOADED _WANDB_RESUME_EXPORTED_ID
+  export LANG=C.UTF-8
+}
+
+# The W&B run id a recorded fixture's callback stored: an independent witness of the
+# id in its run folders. Arguments: FIXTURE CHECKPOINT
+fixture_state_id() {
+  jq -r '.stateful_callbacks.WandbResumeCallback.args.wandb_run_id' \
+    "$FIXTURES/$1/$2/trainer_state.json"
+}
+
+# Write DIR/trainer_state.json as transformers does (sorted keys, indent 2).
+# Arguments: DIR STEP [JQ_FILTER applied to the state]
+make_state() {
+  mkdir -p "$1"
+  jq -n -S --indent 2 --argjson step "$2" '{
+      best_global_step: null, best_metric: null, best_model_checkpoint: null,
+      epoch: 0.5, eval_steps: 500, global_step: $step, is_hyper_param_search: false,
+      is_local_process_zero: true, is_world_process_zero: true,
+      log_history: [range(1; $step + 1) | {loss: 0.5, step: .}], logging_steps: 1,
+      max_steps: 6, num_input_tokens_seen: 0, num_train_epochs: 1, save_steps: 2,
+      stateful_callbacks: {TrainerControl: {args: {should_save: true}, attributes: {}}},
+      total_flos: 0, train_batch_size: 2, trial_name: null, trial_params: null
+    } | '"${3:-.}" >"$1/trainer_state.json"
+}
+
+# Make a W&B-style run folder holding run-<id>.wandb. Arguments: WANDB_DIR NAME ID
+make_run() {
+  mkdir -p "$1/$2"
+  : >"$1/$2/run-$3.wandb"
+}
+
+# Run train-resume --explain --json with ARGS; stdout and stderr apart.
+explain() {
+  run --separate-stderr "$TR" --explain --json "$@"
+}
+
+# Print FIELD (a jq path) of the JSON in $output.
+field() {
+  jq -r "$1" <<<"$output"
+}
+
+# A listing of every file under DIR with size and mtime: to show nothing was written.
+snapshot() {
+  find "$1" -printf '%p %s %T@ %m\n' | LC_ALL=C sort
+}
+
+# Run a command as an unprivileged user (the tests run as root in CI, and root
+# reads mode-000 files). Skips the test where that is not possible.
+as_nobody() {
+  if ((EUID != 0)); then
+    "$@"
+  elif command -v setpriv >/dev/null; then
+    setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"
+  else
+    skip 'running as root without setpriv: cannot test an unreadable path'
+  fi
+}
+
+# A work dir that an unprivileged user can reach (BATS_TEST_TMPDIR is private).
+open_workdir() {
+  WORK=$(mktemp -d /tmp/train-resume-test.XXXXXX)
+  chmod 755 "$WORK"
+  OUT=$WORK/out
+  cd "$WORK" || return 1
+  as_nobody test -x "$LIB" -o -r "$LIB" ||
+    skip "$LIB is not readable by an unprivileged user"
+}
+
+# Remove a work dir made by open_workdir, mode-000 folders included.
+cleanup_workdir() {
+  if [[ $WORK == /tmp/train-resume-test.* ]]; then
+    chmod -R u+rwx "$WORK" 2>/dev/null
+    rm -rf "$WORK"
+  fi
+}
