@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
 # bin/train-resume: options, exit statuses, the JSON contract, exec, install.
+# shellcheck disable=SC2016 # single-quoted scripts are expanded by the inner shell
 bats_require_minimum_version 1.5.0
 
 setup() {

@@ -1,11 +1,13 @@
 #!/usr/bin/env bats
 # What wandb_resume::configure exports. These tests call it WITHOUT `run` (a
 # subshell would hide the exports) and then look at the variables.
+# shellcheck disable=SC2030,SC2031 # each @test is its own subshell: exports stay in it, by design
 bats_require_minimum_version 1.5.0
 
 setup() {
   load test_helper/common
   common_setup
+  # shellcheck source=lib/wandb_resume.sh
   source "$LIB"
 }
 
@@ -34,7 +36,7 @@ setup() {
 
 @test "WANDB_RESUME_MODE=allow exports WANDB_RESUME=allow on a resume" {
   cp -R "$FIXTURES/trl-run" "$OUT"
-  WANDB_RESUME_MODE=allow
+  export WANDB_RESUME_MODE=allow
   wandb_resume::configure -o "$OUT" 2>/dev/null
   assert_equal "$WANDB_RESUME" allow
 }

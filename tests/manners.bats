@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Guest manners: the caller's shell is left as it was, data is never executed,
 # checkpoints are never written.
+# shellcheck disable=SC2016 # single-quoted scripts are expanded by the inner shell
 bats_require_minimum_version 1.5.0
 
 setup() {

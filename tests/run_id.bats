@@ -200,12 +200,14 @@ setup() {
 }
 
 @test "wandb_resume::run_id_from_wandb_dir prints the id of a real run folder" {
+  # shellcheck source=lib/wandb_resume.sh
   source "$LIB"
   run -0 --separate-stderr wandb_resume::run_id_from_wandb_dir "$FIXTURES/trl-run/wandb"
   assert_output "$(fixture_state_id trl-run checkpoint-4)"
 }
 
 @test "wandb_resume::run_id_from_trainer_state prints the id of a real checkpoint" {
+  # shellcheck source=lib/wandb_resume.sh
   source "$LIB"
   run -0 --separate-stderr wandb_resume::run_id_from_trainer_state "$FIXTURES/trl-run/checkpoint-2/trainer_state.json"
   assert_output "$(fixture_state_id trl-run checkpoint-2)"
@@ -214,12 +216,14 @@ setup() {
 }
 
 @test "wandb_resume::latest_checkpoint prints the newest complete checkpoint" {
+  # shellcheck source=lib/wandb_resume.sh
   source "$LIB"
   run -0 --separate-stderr wandb_resume::latest_checkpoint "$FIXTURES/trl-run"
   assert_output "$FIXTURES/trl-run/checkpoint-4"
 }
 
 @test "accepts run ids that follow W&B's rules" {
+  # shellcheck source=lib/wandb_resume.sh
   source "$LIB"
   local id
   for id in abc123 with-dash a.b_c "$(printf 'x%.0s' {1..227})" 'in side' 'üñí'; do
@@ -229,6 +233,7 @@ setup() {
 }
 
 @test "rejects run ids that break W&B's rules, saying why" {
+  # shellcheck source=lib/wandb_resume.sh
   source "$LIB"
   run -1 wandb_resume::check_run_id ''
   assert_output 'empty run id'
@@ -241,7 +246,7 @@ setup() {
   run -1 wandb_resume::check_run_id $'new\nline'
   assert_output 'run id contains control characters'
   local c
-  for c in : ';' , '#' '?' / "'"; do
+  for c in : ';' ',' '#' '?' / "'"; do
     run -1 wandb_resume::check_run_id "a${c}b"
     assert_output "run id contains one of the characters W&B forbids (:;,#?/')"
   done

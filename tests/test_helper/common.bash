@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Shared setup for the bats suites: bats-support/bats-assert, a clean environment,
 # a work dir whose path holds a space, and helpers that build checkpoints.
+# shellcheck disable=SC2034,SC2154 # OUT/WORK are used by the test files; output is set by bats' run
 
 ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 FIXTURES=$ROOT/tests/fixtures
