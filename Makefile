@@ -89,3 +89,6 @@ uninstall: ## remove what install put in $(PREFIX)
 
 clean: ## remove the installed tools and the runs
 	rm -rf $(VENV) $(DEPS) runs
+
+trials: venv-ml ## kill -9 a tiny GRPO run at random moments N times (N=20), resume, check
+	$(VENV)/bin/python bench/trials.py $(N)

@@ -55,6 +55,11 @@ def main(argv):
     checkpoint = os.environ.get("TRAIN_RESUME_CHECKPOINT")
     if checkpoint and resume_arg:
         args = with_resume_arg(args, checkpoint)
+    rank = os.environ.get("RANK")
+    where = f" (rank {rank})" if rank is not None else ""
+    if checkpoint:
+        log(f"▶ handing off{where}: resume from {checkpoint}, W&B run "
+            f"{os.environ.get('WANDB_RUN_ID', '(new)')}, WANDB_RESUME={os.environ.get('WANDB_RESUME')}")
     if callback:
         from train_resume.callback import install
 
