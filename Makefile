@@ -92,3 +92,6 @@ clean: ## remove the installed tools and the runs
 
 trials: venv-ml ## kill -9 a tiny GRPO run at random moments N times (N=20), resume, check
 	$(VENV)/bin/python bench/trials.py $(N)
+
+bench: venv-ml ## time the decision on synthetic trees against a Python reference and jq
+	$(VENV)/bin/python bench/bench.py 7

@@ -24,9 +24,9 @@ _WANDB_RESUME_VERSION=0.1.0
 
 # The default order of the run id sources (WANDB_RESUME_SOURCES overrides it).
 _WANDB_RESUME_DEFAULT_SOURCES=wandb-dir,trainer-state,env
-# trainer_state.json files up to this many bytes are parsed whole; larger ones are
-# read from a window at the head (global_step) and one at the tail (the keys after
-# log_history), and parsed whole only when those windows are not conclusive.
+# trainer_state.json files under 4 KiB are parsed whole; larger ones are read from
+# their first 4 KiB (global_step) and a window of this many bytes at the tail (the
+# keys after log_history), and parsed whole only when those are not conclusive.
 _WANDB_RESUME_WINDOW=65536
 
 #######################################
@@ -303,108 +303,110 @@ wandb_resume::_check_run_id_cmd() {
   return 1
 }
 
-# Find the run id in one `wandb` folder of W&B run folders.
+# Take the run id from one W&B run folder, if it holds exactly one valid
+# run-<id>.wandb file. Arguments: FOLDER. Sets: w_id, w_folder. Returns 0 when taken.
+wandb_resume::_try_run_folder() {
+  local f=$1 id id_problem rest
+  local -a files=() matching=()
+  if [[ ! -d $f ]]; then
+    wandb_resume::_skip "$f" 'not a directory'
+    return 1
+  fi
+  if [[ ! -r $f || ! -x $f ]]; then
+    wandb_resume::_skip "$f" "$(wandb_resume::_permission_reason "$f")"
+    return 1
+  fi
+  files=("$f"/run-*.wandb)
+  if ((${#files[@]} > 1)); then
+    # W&B writes one; keep the one whose id the folder name carries.
+    rest=${f##*/}
+    rest=${rest#offline-}
+    rest=${rest:20}
+    for id in "${files[@]}"; do
+      id=${id##*/run-}
+      id=${id%.wandb}
+      [[ $rest == "$id" || $rest == "$id"-[1-9]*([0-9]) ]] && matching+=("$f/run-$id.wandb")
+    done
+    if ((${#matching[@]} != 1)); then
+      wandb_resume::_skip "$f" "${#files[@]} run-<id>.wandb files and none that the folder name singles out"
+      return 1
+    fi
+    files=("${matching[@]}")
+  fi
+  if ((${#files[@]} == 0)) || [[ ! -f ${files[0]} ]]; then
+    wandb_resume::_skip "$f" 'no run-<id>.wandb file inside (the run never started writing?)'
+    return 1
+  fi
+  id=${files[0]##*/run-}
+  id=${id%.wandb}
+  wandb_resume::_id_problem "$id"
+  if [[ -n $id_problem ]]; then
+    wandb_resume::_skip "${files[0]}" "$id_problem"
+    return 1
+  fi
+  w_id=$id
+  w_folder=$f
+}
+
+# Find the run id in one `wandb` folder of W&B run folders: the folder latest-run
+# points to, else the newest by time, else the next newest ...
 # Arguments: DIR
 # Sets (caller's locals): w_id, w_folder; appends to skipped/warnings.
 # Returns: 0 found, 1 not.
 wandb_resume::_scan_wandb_dir() {
-  local dir=$1 f name key best_key best_i latest_i=-1 i n id id_problem rest
-  local -a names=() keys=() files=()
+  local dir=$1 f n latest='' ta tb
+  local t='[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9]'
+  local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
+  local -a online=() offline=()
   w_id='' w_folder=''
   [[ -d $dir ]] || return 1
   if [[ ! -r $dir || ! -x $dir ]]; then
     wandb_resume::_skip "$dir" "$(wandb_resume::_permission_reason "$dir")"
     return 1
   fi
-  for f in "$dir"/run-* "$dir"/offline-run-*; do
-    name=${f##*/}
-    [[ $name =~ ^(offline-)?run-([0-9]{8}_[0-9]{6})-(.+)$ ]] || continue
-    rest=${BASH_REMATCH[3]}
-    key=${BASH_REMATCH[2]}
-    # A folder that existed already got a -1, -2 ... suffix: newer than the plain one.
-    if [[ $rest =~ -([1-9][0-9]{0,8})$ ]]; then
-      printf -v key '%s-%09d' "$key" "${BASH_REMATCH[1]}"
-    else
-      key+=-000000000
-    fi
-    names+=("$f")
-    keys+=("$key")
-  done
-  n=${#names[@]}
+  # Each glob comes back sorted by name, so by time (YYYYMMDD_HHMMSS) and, within a
+  # second, the plain folder before its -1, -2 ... copies: the newest is last.
+  # shellcheck disable=SC2206 # $t is a glob pattern, meant to expand
+  online=("$dir"/run-$t-?*) offline=("$dir"/offline-run-$t-?*)
+  n=$((${#online[@]} + ${#offline[@]}))
   ((n > 0)) || return 1
   if [[ -L $dir/latest-run ]]; then
     if [[ ! -e $dir/latest-run ]]; then
       wandb_resume::_warn "$dir/latest-run leads nowhere (dangling); using the newest run folder instead"
     else
-      for ((i = 0; i < n; i++)); do
-        if [[ $dir/latest-run -ef ${names[i]} ]]; then latest_i=$i; break; fi
+      # Usually one of the newest two: test those first, then all.
+      for f in "${online[@]: -1}" "${offline[@]: -1}" "${online[@]}" "${offline[@]}"; do
+        if [[ $dir/latest-run -ef $f ]]; then latest=$f; break; fi
       done
-      ((latest_i >= 0)) ||
+      [[ -n $latest ]] ||
         wandb_resume::_warn "$dir/latest-run points outside the run folders of $dir; using the newest run folder instead"
     fi
   fi
-  # Try the folder latest-run names, then the others newest first, until one holds
-  # exactly one valid run-<id>.wandb file.
-  while ((${#names[@]} > 0)); do
-    best_i=$latest_i
-    latest_i=-1
-    if ((best_i < 0)); then
-      best_key=''
-      for i in "${!names[@]}"; do
-        if [[ -z $best_key || ${keys[i]} > $best_key ]]; then best_key=${keys[i]}; best_i=$i; fi
-      done
-    fi
-    f=${names[best_i]}
-    unset 'names[best_i]' 'keys[best_i]'
-    if [[ ! -d $f ]]; then
-      wandb_resume::_skip "$f" 'not a directory'
-      continue
-    fi
-    if [[ ! -r $f || ! -x $f ]]; then
-      wandb_resume::_skip "$f" "$(wandb_resume::_permission_reason "$f")"
-      continue
-    fi
-    files=("$f"/run-*.wandb)
-    if ((${#files[@]} > 1)); then
-      # W&B writes one; keep the one whose id the folder name carries.
-      rest=${f##*/}
-      rest=${rest#offline-}
-      rest=${rest#run-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9]-}
-      local -a matching=()
-      for id in "${files[@]}"; do
-        id=${id##*/run-}
-        id=${id%.wandb}
-        [[ $rest == "$id" || $rest =~ ^"$id"-[1-9][0-9]*$ ]] && matching+=("$f/run-$id.wandb")
-      done
-      if ((${#matching[@]} != 1)); then
-        wandb_resume::_skip "$f" "${#files[@]} run-<id>.wandb files and none that the folder name singles out"
-        continue
+  if [[ -z $latest ]] || ! wandb_resume::_try_run_folder "$latest"; then
+    # Newest first: take from the ends of the two sorted lists.
+    local a=$((${#online[@]} - 1)) b=$((${#offline[@]} - 1))
+    while ((a >= 0 || b >= 0)); do
+      ta='' tb=''
+      ((a >= 0)) && ta=${online[a]##*/run-}
+      ((b >= 0)) && tb=${offline[b]##*/offline-run-}
+      if [[ ${ta:0:15} > ${tb:0:15} ]]; then
+        f=${online[a]} && ((a -= 1))
+      else
+        f=${offline[b]} && ((b -= 1))
       fi
-      files=("${matching[@]}")
-    fi
-    if ((${#files[@]} == 0)) || [[ ! -f ${files[0]} ]]; then
-      wandb_resume::_skip "$f" 'no run-<id>.wandb file inside (the run never started writing?)'
-      continue
-    fi
-    id=${files[0]##*/run-}
-    id=${id%.wandb}
-    wandb_resume::_id_problem "$id"
-    if [[ -n $id_problem ]]; then
-      wandb_resume::_skip "${files[0]}" "$id_problem"
-      continue
-    fi
-    w_id=$id
-    w_folder=$f
-    if ((${#names[@]} > 0)); then
-      local -a others=()
-      for f in "${names[@]:0:5}"; do others+=("${f##*/}"); done
-      local more=''
-      ((${#names[@]} > 5)) && more=" and $((${#names[@]} - 5)) more"
-      wandb_resume::_log info warn "also seen in $dir: ${others[*]}$more"
-    fi
-    return 0
-  done
-  return 1
+      [[ $f == "$latest" ]] && continue
+      wandb_resume::_try_run_folder "$f" && break
+    done
+  fi
+  [[ -n $w_id ]] || return 1
+  if ((n > 1)); then
+    local -a others=()
+    for f in "${online[@]: -3}" "${offline[@]: -3}"; do
+      [[ $f == "$w_folder" ]] || others+=("${f##*/}")
+    done
+    wandb_resume::_log info warn "also seen in $dir: $((n - 1)) other run folder(s), among them: ${others[*]}"
+  fi
+  return 0
 }
 
 wandb_resume::_run_id_from_wandb_dir_cmd() {
@@ -451,7 +453,7 @@ def from_object($o):
     | if $s.err then out("bad"; $s.err; ""; [])
       else out("ok"; ""; $s.v; $o | ids) end end;
 if $mode == "full" then from_object(.)
-elif explode | any(. == 0) then
+elif split("\u0000") | length > 1 then
   out("bad"; "NUL bytes in trainer_state.json (a save cut short by a crash?)"; ""; [])
 elif $mode == "whole" then
   if test("^[[:space:]]*$") then out("bad"; "trainer_state.json is empty"; ""; [])
@@ -461,9 +463,8 @@ elif $mode == "whole" then
 else
   # The tail window: from its first top-level key line ("  \"key\": ...", HF writes
   # indent 2) to the end, inside braces, is an object of the keys after that line.
-  split("\n") as $l
-  | ([first(range(1; $l | length) | select($l[.] | test("^  \"")))] | .[0]) as $i
-  | (if $i == null then {err: "no key"} else "{" + ($l[$i:] | join("\n")) | parse end) as $t
+  (split("\n  \"") | .[1:]) as $keys
+  | (if $keys == [] then {err: "no key"} else "{\n  \"" + ($keys | join("\n  \"")) | parse end) as $t
   | ($head | [match("\n  \"global_step\": ([0-9]+),?\n")] | .[0].captures[0].string) as $hs
   | if $t.err or ($head | test("^[[:space:]]*\\{") | not) then out("more"; ""; ""; [])
     elif ($t.v | has("global_step")) then from_object($t.v)
@@ -497,12 +498,12 @@ wandb_resume::_read_state() {
     st_reason='jq not found on PATH: trainer_state.json cannot be read (install jq: apt-get install jq, or see make deps)'
     return 0
   fi
-  if ! read -r -d '' -N "$_WANDB_RESUME_WINDOW" head <"$file" 2>/dev/null; then
+  if ! read -r -d '' -N 4096 head <"$file" 2>/dev/null; then
     out=$(jq -j -R -s --arg mode whole --arg head '' "$_WANDB_RESUME_JQ_STATE" <"$file" 2>&1) ||
       out="bad"$'\1'"jq failed: ${out//$'\n'/ }"$'\1'
   else
     out=$(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" |
-      jq -j -R -s --arg mode window --arg head "${head:0:4096}" "$_WANDB_RESUME_JQ_STATE" 2>&1) ||
+      jq -j -R -s --arg mode window --arg head "$head" "$_WANDB_RESUME_JQ_STATE" 2>&1) ||
       out="bad"$'\1'"jq failed: ${out//$'\n'/ }"$'\1'
     if [[ $out == more$'\1'* ]]; then
       out=$(jq -j --arg mode full --arg head '' "$_WANDB_RESUME_JQ_STATE" "$file" 2>&1) ||
@@ -608,29 +609,34 @@ wandb_resume::_latest() {
     error="cannot read output dir $out: $(wandb_resume::_permission_reason "$out")"
     return 1
   fi
-  for f in "$out"/checkpoint-*; do
-    name=${f##*/}
-    ((l_count++))
-    if [[ ! $name =~ ^checkpoint-([0-9]+)$ ]]; then
-      wandb_resume::_skip "$f" 'not named checkpoint-<number>'
-    elif [[ $name == checkpoint-0?* ]]; then
+  # The globs do the sorting out (no loop over what may be 10,000 names):
+  # checkpoint-<number> without a leading zero, and the rest.
+  # (extglob patterns from variables: the caller may have sourced us without extglob)
+  local number='@(0|[1-9]*([0-9]))' other='!(0|[1-9]*([0-9]))'
+  # shellcheck disable=SC2206 # the patterns are meant to expand
+  local -a good=("$out"/checkpoint-$number) bad=("$out"/checkpoint-$other)
+  l_count=$((${#good[@]} + ${#bad[@]}))
+  for f in "${bad[@]}"; do
+    if [[ ${f##*/checkpoint-} == +([0-9]) ]]; then
       wandb_resume::_skip "$f" 'step number with a leading zero (HF never writes one)'
-    elif ((${#BASH_REMATCH[1]} > 18)); then
-      wandb_resume::_skip "$f" 'step number too large for a global_step'
     else
-      steps+=("${BASH_REMATCH[1]}")
+      wandb_resume::_skip "$f" 'not named checkpoint-<number>'
     fi
   done
-  ((${#steps[@]} > 0)) || return 0
+  ((${#good[@]} > 0)) || return 0
   if ! command -v jq >/dev/null 2>&1; then
-    error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#steps[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
+    error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
     return 1
   fi
   # Numeric order, newest first (one sort for any number of checkpoints).
-  sorted=$(printf '%s\n' "${steps[@]}" | sort -rn)
+  sorted=$(printf '%s\n' "${good[@]##*/checkpoint-}" | sort -rn)
   mapfile -t steps <<<"$sorted"
   for name in "${steps[@]}"; do
     f=$out/checkpoint-$name
+    if ((${#name} > 18)); then
+      wandb_resume::_skip "$f" 'step number too large for a global_step'
+      continue
+    fi
     if wandb_resume::_check_checkpoint "$f"; then
       l_path=$f
       return 0
@@ -723,8 +729,8 @@ wandb_resume::_read_config() {
 wandb_resume::_check_space() {
   local free used line
   [[ -d $1 ]] || return 0
-  line=$(df -Pk -- "$1" 2>/dev/null | tail -n 1) || return 0
-  read -r _ _ _ free _ <<<"$line"
+  line=$(df -Pk -- "$1" 2>/dev/null) || return 0
+  read -r _ _ _ free _ <<<"${line##*$'\n'}"
   line=$(du -sk -- "$2" 2>/dev/null) || return 0
   used=${line%%[[:space:]]*}
   [[ $free =~ ^[0-9]+$ && $used =~ ^[0-9]+$ ]] || return 0
@@ -750,18 +756,60 @@ wandb_resume::_optarg() {
   fi
 }
 
-# Print the decision as the JSON object of the --explain --json contract.
+# Set `json` (the caller's local) to STRING as a JSON string literal.
+wandb_resume::_json_string() {
+  local str=$1 out='' c i
+  str=${str//\\/\\\\}
+  str=${str//\"/\\\"}
+  if [[ $str == *[[:cntrl:]]* ]]; then
+    for ((i = 0; i < ${#str}; i++)); do
+      c=${str:i:1}
+      case $c in
+        $'\n') out+='\n' ;;
+        $'\t') out+='\t' ;;
+        $'\r') out+='\r' ;;
+        [[:cntrl:]]) printf -v c '\\u%04x' "'$c" && out+=$c ;;
+        *) out+=$c ;;
+      esac
+    done
+    str=$out
+  fi
+  json=\"$str\"
+}
+
+# Print the decision as the JSON object of the --explain --json contract (in bash:
+# no process for it). Reads the caller's mode, ckpt, run_id, run_id_source,
+# wandb_resume, skipped and warnings.
 wandb_resume::_print_json() {
-  # shellcheck disable=SC2016 # jq program
-  jq -n --arg mode "$mode" --arg checkpoint "$ckpt" --arg run_id "$run_id" \
-    --arg source "$run_id_source" --arg resume "$wandb_resume" \
-    --argjson nskip "$((${#skipped[@]} / 2))" '
-    def orNull: if . == "" then null else . end;
-    $ARGS.positional as $p
-    | {mode: $mode, checkpoint: ($checkpoint | orNull), run_id: ($run_id | orNull),
-       run_id_source: ($source | orNull), wandb_resume: $resume,
-       skipped: [range(0; $nskip) as $i | {path: $p[2 * $i], reason: $p[2 * $i + 1]}],
-       warnings: $p[2 * $nskip:]}' --args "${skipped[@]}" "${warnings[@]}"
+  local json i out='{"mode": "'$mode'", "checkpoint": ' sep=''
+  local -a names=(ckpt run_id run_id_source)
+  for i in "${!names[@]}"; do
+    if [[ -z ${!names[i]} ]]; then
+      json=null
+    else
+      wandb_resume::_json_string "${!names[i]}"
+    fi
+    case $i in
+      0) out+="$json, \"run_id\": " ;;
+      1) out+="$json, \"run_id_source\": " ;;
+      2) out+="$json, \"wandb_resume\": \"$wandb_resume\", \"skipped\": [" ;;
+    esac
+  done
+  for ((i = 0; i < ${#skipped[@]}; i += 2)); do
+    wandb_resume::_json_string "${skipped[i]}"
+    out+="$sep{\"path\": $json, "
+    wandb_resume::_json_string "${skipped[i + 1]}"
+    out+="\"reason\": $json}"
+    sep=', '
+  done
+  out+='], "warnings": ['
+  sep=''
+  for i in "${warnings[@]}"; do
+    wandb_resume::_json_string "$i"
+    out+="$sep$json"
+    sep=', '
+  done
+  printf '%s]}\n' "$out"
 }
 
 # Export NAME=VALUE (or, with --explain, say it would). Arguments: NAME VALUE
@@ -1009,13 +1057,7 @@ wandb_resume::_configure() {
     wandb_resume::_check_space "$output_dir" "$ckpt"
   fi
 
-  if ((json)); then
-    if ! command -v jq >/dev/null 2>&1; then
-      wandb_resume::_log error error 'jq not found on PATH: --json needs it (install jq: apt-get install jq)'
-      return 1
-    fi
-    wandb_resume::_print_json || return 1
-  fi
+  ((json)) && wandb_resume::_print_json
 
   # 3. Export (nothing has been exported before this point).
   if [[ -n $run_id ]]; then

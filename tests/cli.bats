@@ -104,14 +104,24 @@ accepted_options() {
   refute_output --partial '🆕'
 }
 
-@test "--json without jq on PATH fails clearly" {
+@test "--json needs no jq for a new run" {
   mkdir -p "$WORK/bin"
   local tool
   for tool in bash env cat tail head sort stat id df du readlink; do
     ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
   done
-  run -1 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" --explain --json
-  assert_stderr --partial 'jq not found on PATH: --json needs it'
+  run -0 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" --explain --json
+  assert_output '{"mode": "new", "checkpoint": null, "run_id": null, "run_id_source": null, "wandb_resume": "allow", "skipped": [], "warnings": []}'
+}
+
+@test "--json escapes paths and reasons as JSON strings" {
+  local odd=$'out "q" \\ tab\t nl\n \x01 end'
+  mkdir -p "$WORK/$odd/checkpoint-4"
+  make_state "$WORK/$odd/checkpoint-2" 2
+  explain -o "$WORK/$odd"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$WORK/$odd/checkpoint-2"
+  assert_equal "$(field '.skipped[0].path')" "$WORK/$odd/checkpoint-4"
 }
 
 @test "without jq, checkpoints cannot be checked: says so and which sources still work" {

@@ -58,8 +58,11 @@ def main(argv):
     rank = os.environ.get("RANK")
     where = f" (rank {rank})" if rank is not None else ""
     if checkpoint:
-        log(f"▶ handing off{where}: resume from {checkpoint}, W&B run "
-            f"{os.environ.get('WANDB_RUN_ID', '(new)')}, WANDB_RESUME={os.environ.get('WANDB_RESUME')}")
+        run_id = os.environ.get("WANDB_RUN_ID", "(new)")
+        mode = os.environ.get("WANDB_RESUME")
+        log(
+            f"▶ handing off{where}: resume from {checkpoint}, W&B run {run_id}, WANDB_RESUME={mode}"
+        )
     if callback:
         from train_resume.callback import install
 

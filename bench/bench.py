@@ -1,0 +1,109 @@
+"""make bench: time the full decision on synthetic trees; print one table.
+
+For each tree (bench/generate.py): `bin/train-resume --explain --json` against the
+plain-Python reference of the same decision (bench/reference.py) and against `jq`
+parsing the whole newest trainer_state.json; medians of several runs, peak memory
+(the largest process of the run), ratios, and the process spawns of one decision.
+
+    python bench/bench.py [RUNS] [DIR]   (DIR keeps the trees between runs)
+"""
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_RESUME = ROOT / "bin" / "train-resume"
+TARGETS = {"typical": "<= 1/3 of python3 -c pass", "huge": "<= 0.1 s, <= 20 MB", "wide": "<= 0.5 s"}
+
+
+def measure(cmd, runs):
+    """Median wall time (s) and peak RSS (MB, the largest process) of CMD over RUNS runs.
+    The RSS comes from GNU time, which starts CMD from a small process of its own."""
+    times, peak = [], 0.0
+    timer = ["/usr/bin/time", "-f", "%M"] if os.path.exists("/usr/bin/time") else []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run([*timer, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        times.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            raise SystemExit(f"{cmd} failed: {proc.stderr[-500:]!r}")
+        if timer:
+            peak = max(peak, int(proc.stderr.split()[-1]) / 1024)
+    return statistics.median(times), peak
+
+
+def spawns(cmd):
+    """How many programs one run executes (execve calls that succeeded), via strace."""
+    if not shutil.which("strace"):
+        return "n/a"
+    with tempfile.NamedTemporaryFile("r") as log:
+        subprocess.run(
+            ["strace", "-f", "-qq", "-e", "trace=execve", "-o", log.name, *cmd],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+        return sum(1 for line in log if "execve(" in line and "= 0" in line)
+
+
+def newest_state(tree):
+    newest = max(tree.glob("checkpoint-*"), key=lambda p: int(p.name[11:]))
+    return newest / "trainer_state.json"
+
+
+def main():
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    keep = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    tmp = tempfile.TemporaryDirectory()
+    trees = keep or Path(tmp.name)
+    if not (trees / "wide").is_dir():
+        print(f"generating the trees in {trees} ...", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "generate.py"), str(trees)], check=True
+        )
+    bare = shutil.which("python3") or sys.executable
+    python_pass, _ = measure([bare, "-c", "pass"], runs)
+    venv_pass, _ = measure([sys.executable, "-c", "pass"], runs)
+    rows = []
+    for name in ("typical", "huge", "wide"):
+        tree = trees / name
+        ours = [str(TRAIN_RESUME), "-q", "-o", str(tree), "--explain", "--json"]
+        t, mem = measure(ours, runs)
+        reference = [sys.executable, str(ROOT / "bench" / "reference.py"), str(tree)]
+        ref_t, ref_mem = measure(reference, runs)
+        jq_t, jq_mem = measure(["jq", ".global_step", str(newest_state(tree))], max(1, runs // 2))
+        rows.append((name, t, mem, spawns(ours), ref_t, ref_mem, jq_t, jq_mem))
+    print(
+        f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}, "
+        f"python {platform.python_version()}, jq {jq_version()}; {runs} runs each, medians"
+    )
+    print(
+        f"`python3 -c pass` ({bare}): {python_pass * 1000:.0f} ms; "
+        f"the venv's python: {venv_pass * 1000:.0f} ms\n"
+    )
+    head = "| tree | train-resume | peak MB | spawns | Python reference | peak MB "
+    head += "| jq on the whole state | peak MB | reference / ours | target |"
+    print(head)
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, t, mem, n, ref_t, ref_mem, jq_t, jq_mem in rows:
+        print(
+            f"| {name} | {t * 1000:.0f} ms | {mem:.1f} | {n} | {ref_t * 1000:.0f} ms "
+            f"| {ref_mem:.1f} | {jq_t * 1000:.0f} ms | {jq_mem:.1f} | {ref_t / t:.1f} "
+            f"| {TARGETS[name]} |"
+        )
+    print(f"\ntypical / `python3 -c pass` = {rows[0][1] / python_pass:.2f} (target <= 0.33)")
+
+
+def jq_version():
+    return subprocess.run(["jq", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+if __name__ == "__main__":
+    main()

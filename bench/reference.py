@@ -1,0 +1,51 @@
+"""The same decision in plain Python (json.load + os.scandir): the benchmark's yardstick.
+
+Not part of the product (the decision lives in lib/wandb_resume.sh); this is only what
+a straightforward Python launcher would cost. Prints the JSON of --explain --json.
+"""
+
+import json
+import os
+import re
+import sys
+
+
+def complete(path, step):
+    try:
+        with open(os.path.join(path, "trainer_state.json")) as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and state.get("global_step") == step else None
+
+
+def main(out):
+    steps = sorted(
+        (int(m.group(1)), e.path)
+        for e in os.scandir(out)
+        if (m := re.fullmatch(r"checkpoint-([1-9][0-9]*|0)", e.name))
+    )
+    for step, path in reversed(steps):
+        state = complete(path, step)
+        if state is not None:
+            break
+    else:
+        print(json.dumps({"mode": "new"}))
+        return
+    run_id = None
+    for wdir in (os.path.join(path, "wandb"), os.path.join(out, "wandb")):
+        if not os.path.isdir(wdir):
+            continue
+        folders = [e for e in os.scandir(wdir) if re.match(r"(offline-)?run-\d{8}_\d{6}-", e.name)]
+        latest = os.path.join(wdir, "latest-run")
+        chosen = next((e for e in folders if os.path.samefile(e.path, latest)), None)
+        chosen = chosen or max(folders, key=lambda e: e.name.split("run-", 1)[1])
+        run_id = next(f.name[4:-6] for f in os.scandir(chosen.path) if f.name.endswith(".wandb"))
+        break
+    cb = state.get("stateful_callbacks", {}).get("WandbResumeCallback", {})
+    run_id = run_id or cb.get("args", {}).get("wandb_run_id")
+    print(json.dumps({"mode": "resume", "checkpoint": path, "run_id": run_id}))
+
+
+if __name__ == "__main__":
+    main(os.path.abspath(sys.argv[1]))
