@@ -596,8 +596,8 @@ wandb_resume::_check_checkpoint() {
 #   the st_* of the chosen one; appends to skipped.
 # Returns: 0 (also when none), 1 when the dir cannot be read.
 wandb_resume::_latest() {
-  local out=${1%/} f name c_reason sorted
-  local -a steps=()
+  local out=${1%/} f name c_reason
+  local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
   l_path='' l_count=0
   [[ -z $out ]] && out=/
   if [[ -e $out && ! -d $out ]]; then
@@ -628,20 +628,27 @@ wandb_resume::_latest() {
     error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
     return 1
   fi
-  # Numeric order, newest first (one sort for any number of checkpoints).
-  sorted=$(printf '%s\n' "${good[@]##*/checkpoint-}" | sort -rn)
-  mapfile -t steps <<<"$sorted"
-  for name in "${steps[@]}"; do
-    f=$out/checkpoint-$name
-    if ((${#name} > 18)); then
-      wandb_resume::_skip "$f" 'step number too large for a global_step'
-      continue
-    fi
-    if wandb_resume::_check_checkpoint "$f"; then
-      l_path=$f
-      return 0
-    fi
-    wandb_resume::_skip "$f" "$c_reason"
+  # Newest first without sorting: the glob sorts by name, and numbers without
+  # leading zeros sort by name as by value when they have the same length. So take
+  # the longest names first, each length from the end of the list.
+  local len max=0 i
+  for name in "${good[@]##*/checkpoint-}"; do
+    ((${#name} > max)) && max=${#name}
+  done
+  for ((len = max; len > 0; len--)); do
+    for ((i = ${#good[@]} - 1; i >= 0; i--)); do
+      f=${good[i]}
+      name=${f##*/checkpoint-}
+      ((${#name} == len)) || continue
+      if ((len > 18)); then
+        wandb_resume::_skip "$f" 'step number too large for a global_step'
+      elif wandb_resume::_check_checkpoint "$f"; then
+        l_path=$f
+        return 0
+      else
+        wandb_resume::_skip "$f" "$c_reason"
+      fi
+    done
   done
   return 0
 }

@@ -51,6 +51,10 @@ check_manners() {
   check_manners 'IFS='
 }
 
+@test "leaves the caller's shell unchanged with IFS set to a newline" {
+  check_manners $'IFS=\'\n\''
+}
+
 @test "leaves the caller's shell unchanged under noglob" {
   check_manners 'set -f'
 }
