@@ -2,7 +2,7 @@
 # Hostile input: every case ends in the right decision or a clear error; nothing
 # from the data is executed and nothing under the output dir is written (each test
 # checks both through `decide`). The caller-shell cases are in manners.bats.
-# shellcheck disable=SC2016 # the $(...) and backticks in quotes are hostile data, not code
+# shellcheck disable=SC2016,SC2030,SC2031 # $(...) in quotes is hostile data; each @test is its own subshell
 bats_require_minimum_version 1.5.0
 
 setup() {
