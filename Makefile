@@ -13,11 +13,11 @@ BATS := $(DEPS)/node_modules/bats/bin/bats
 BATS_VERSION := 1.13.0
 BATS_SUPPORT_VERSION := 0.3.0
 BATS_ASSERT_VERSION := 2.2.4
-SHELL_FILES := bin/train-resume lib/wandb_resume.sh $(wildcard tests/*.bats tests/test_helper/*.bash tests/*.sh examples/slurm/*.sbatch bench/*.sh)
+SHELL_FILES := bin/train-resume lib/wandb_resume.sh $(wildcard tests/*.bats tests/test_helper/*.bash tests/slurm/*.sh examples/slurm/*.sbatch .ci/run)
 PY_FILES := $(wildcard train_resume examples tests bench)
 N ?= 20
 
-.PHONY: help jq-check deps venv-ml lint test test-bats test-py demo install uninstall fixtures bench trials clean
+.PHONY: help jq-check deps venv-ml lint test test-bats test-py demo install uninstall fixtures bench trials clean test-slurm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -95,3 +95,7 @@ trials: venv-ml ## kill -9 a tiny GRPO run at random moments N times (N=20), res
 
 bench: venv-ml ## time the decision on synthetic trees against a Python reference and jq
 	$(VENV)/bin/python bench/bench.py 7
+
+test-slurm: deps venv-ml ## preemption on a real one-host SLURM (root; installs slurm-wlm and munge)
+	@[ "$$(id -u)" = 0 ] || { echo "make test-slurm: needs root to install and run SLURM (slurmd); CI runs as root" >&2; exit 1; }
+	$(VENV)/bin/python -m pytest -q tests/slurm

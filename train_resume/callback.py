@@ -6,6 +6,10 @@ At every save the live run id lands in trainer_state.json as
 run against the launcher's WANDB_RUN_ID and records the resume in the run's config
 under ``train_resume/`` and with a ``resumed`` tag.
 
+On SIGUSR1 or SIGTERM (a scheduler's warning before preemption or time-out) it asks
+the Trainer to save a checkpoint at the end of the current step and stop, so the next
+start resumes from that very step.
+
 Importing this module imports neither transformers nor wandb; the class is built
 on first access, and install() patches Trainer only once transformers.trainer is
 imported by someone else.
@@ -13,7 +17,9 @@ imported by someone else.
 
 import importlib.abc
 import os
+import signal
 import sys
+import threading
 
 NAME = "WandbResumeCallback"
 _CLASS = None
@@ -50,7 +56,34 @@ def _build():
                 "attributes": {"resume_count": self.resume_count},
             }
 
+        def _on_signal(self, signum, frame):
+            self._stop_signal = signum
+
+        def _watch_signals(self):
+            """Turn the stop signals (TRAIN_RESUME_STOP_SIGNALS, default USR1,TERM) into
+            a save at the end of the current step and a clean stop."""
+            if threading.current_thread() is not threading.main_thread():
+                return
+            names = os.environ.get("TRAIN_RESUME_STOP_SIGNALS", "USR1,TERM")
+            for name in filter(None, (n.strip().upper() for n in names.split(","))):
+                sig = getattr(signal, name if name.startswith("SIG") else f"SIG{name}", None)
+                if sig is not None:
+                    signal.signal(sig, self._on_signal)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if getattr(self, "_stop_signal", None) is not None:
+                if state.is_world_process_zero:
+                    name = signal.Signals(self._stop_signal).name
+                    _log(
+                        f"⏸ {name}: saving checkpoint-{state.global_step} and stopping "
+                        "(preempted; the next start resumes here)"
+                    )
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
         def on_train_begin(self, args, state, control, **kwargs):
+            self._watch_signals()
             # Trainer saves state() under our name; a checkpoint made without us
             # has no slot for it yet.
             saved = state.stateful_callbacks.setdefault(NAME, self.state())

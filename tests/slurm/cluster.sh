@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# A one-host SLURM cluster on localhost for the tests: install slurm-wlm and munge
+# (Debian packages) when missing, write a minimal slurm.conf into STATE_DIR, start
+# munged, slurmctld and slurmd by hand (no systemd), and later stop only what we
+# started. Clients then need SLURM_CONF=STATE_DIR/slurm.conf.
+#
+#   tests/slurm/cluster.sh start STATE_DIR
+#   tests/slurm/cluster.sh stop STATE_DIR
+set -euo pipefail
+
+die() {
+  printf 'cluster.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+install_packages() {
+  command -v slurmctld >/dev/null && command -v munged >/dev/null && return 0
+  ((EUID == 0)) || die "SLURM is not installed and we are not root: cannot apt-get install slurm-wlm munge"
+  command -v apt-get >/dev/null || die "SLURM is not installed and there is no apt-get"
+  echo "== apt-get install slurm-wlm munge" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
+}
+
+write_conf() {
+  local state=$1 host mem
+  host=$(hostname -s)
+  mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
+  cat >"$state/slurm.conf" <<CONF
+ClusterName=trainresume
+SlurmctldHost=$host
+SlurmctldPort=16817
+SlurmdPort=16818
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=$state/ctld
+SlurmdSpoolDir=$state/slurmd
+SlurmctldPidFile=$state/slurmctld.pid
+SlurmdPidFile=$state/slurmd.pid
+SlurmctldLogFile=$state/slurmctld.log
+SlurmdLogFile=$state/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobRequeue=1
+ReturnToService=2
+SchedulerType=sched/backfill
+SchedulerParameters=bf_interval=1
+MpiDefault=none
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+KillWait=30
+InactiveLimit=0
+MinJobAge=600
+NodeName=$host CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+}
+
+start() {
+  local state=$1 i
+  ((EUID == 0)) || die "needs root to run slurmd (run the SLURM tests as root, as CI does)"
+  install_packages
+  mkdir -p "$state/ctld" "$state/slurmd"
+  write_conf "$state"
+  if ! pgrep -x munged >/dev/null; then
+    mkdir -p /run/munge /var/log/munge /var/lib/munge
+    [[ -s /etc/munge/munge.key ]] || /usr/sbin/mungekey --create >/dev/null 2>&1 ||
+      dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null
+    chmod 400 /etc/munge/munge.key
+    /usr/sbin/munged --force
+    pgrep -x munged >"$state/munged.ours"
+  fi
+  export SLURM_CONF=$state/slurm.conf
+  /usr/sbin/slurmctld -c -f "$SLURM_CONF"
+  /usr/sbin/slurmd -c -f "$SLURM_CONF"
+  for ((i = 0; i < 60; i++)); do
+    if sinfo -h -o '%t' 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
+      echo "SLURM is up: SLURM_CONF=$SLURM_CONF" >&2
+      return 0
+    fi
+    sleep 0.5
+  done
+  tail -n 20 "$state/slurmctld.log" "$state/slurmd.log" >&2 || true
+  die "the node did not come up"
+}
+
+stop() {
+  local state=$1 pidfile
+  for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid" "$state/munged.ours"; do
+    [[ -s $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
+}
+
+case ${1:-} in
+  start | stop) [[ -n ${2:-} ]] || die "usage: $0 start|stop STATE_DIR" && "$1" "$2" ;;
+  *) die "usage: $0 start|stop STATE_DIR" ;;
+esac

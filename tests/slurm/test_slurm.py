@@ -1,0 +1,155 @@
+"""Preemption on a real one-host SLURM (tests/slurm/cluster.sh): signal → checkpoint →
+requeue → the same W&B run; crash loops capped; a finished run stays finished.
+
+Needs root (CI runs as root): `make test-slurm` fails loudly where SLURM cannot run.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+from demo import checkpoint_complete, log_history, stored_run_id, wandb_segments  # noqa: E402
+
+SBATCH = ROOT / "examples" / "slurm" / "grpo.sbatch"
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    state = tmp_path_factory.mktemp("slurm")
+    script = Path(__file__).with_name("cluster.sh")
+    started = subprocess.run([str(script), "start", str(state)], capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail(f"cannot start SLURM here:\n{started.stderr}", pytrace=False)
+    yield str(state / "slurm.conf")
+    subprocess.run([str(script), "stop", str(state)], check=False)
+
+
+def env(conf, **extra):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "TRAIN_RESUME_"))}
+    e.update(SLURM_CONF=conf, PYTHON=sys.executable, TRAIN_RESUME_HOME=str(ROOT))
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def sbatch(conf, work, *args, **extra):
+    out = subprocess.run(
+        ["sbatch", "--parsable", "--export=ALL", str(SBATCH), *map(str, args)],
+        cwd=work,
+        env=env(conf, OUT=work / "out", **extra),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().split(";")[0]
+
+
+def job(conf, jid):
+    text = subprocess.run(
+        ["scontrol", "show", "job", "-o", jid],
+        env=env(conf),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", text))
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def run_to_end(conf, jid, timeout=400):
+    """Release each requeue hold at once (skip the ~120 s wait) until the job ends."""
+
+    def ended():
+        info = job(conf, jid)
+        if info["JobState"] == "PENDING" and info.get("Reason") == "BeginTime":
+            subprocess.run(
+                ["scontrol", "update", f"jobid={jid}", "starttime=now"], env=env(conf), check=True
+            )
+        return info if info["JobState"] in TERMINAL else None
+
+    return wait_for(ended, timeout, f"job {jid} to end")
+
+
+def log_of(work, jid):
+    return (work / f"tiny-grpo-{jid}.out").read_text()
+
+
+def test_preempted_job_saves_requeues_and_resumes_the_same_wandb_run(cluster, tmp_path):
+    out = tmp_path / "out"
+    jid = sbatch(cluster, tmp_path, "--max_steps", 60, "--save_steps", 10)
+    wait_for(lambda: checkpoint_complete(out / "checkpoint-10"), 300, "checkpoint-10")
+    subprocess.run(["scancel", "-b", "-s", "USR1", jid], env=env(cluster), check=True)
+    info = run_to_end(cluster, jid)
+    log = log_of(tmp_path, jid)
+    assert info["JobState"] == "COMPLETED", log[-3000:]
+    assert info["Restarts"] == "1"
+    step = int(re.search(r"⏸ SIGUSR1: saving checkpoint-(\d+) and stopping", log).group(1))
+    stopped_at = out / f"checkpoint-{step}"
+    assert checkpoint_complete(stopped_at)
+    assert re.search(
+        rf"🔁 stopped by SIGUSR1 \(exit 0\), newest checkpoint now checkpoint-{step}; "
+        rf"requeued job {jid} \(restart 1 of at most 5\)",
+        log,
+    )
+    assert f"== job {jid} start 1 " in log
+    assert f"🔄 resuming from checkpoint: {stopped_at} (the newest complete checkpoint" in log
+    steps = [row["step"] for row in log_history(out / "checkpoint-60")]
+    assert steps == list(range(1, 61))
+    segments = wandb_segments(out)
+    assert len(segments) == 2
+    assert {run_id for _, run_id in segments} == {stored_run_id(stopped_at)}
+    assert (out / "DONE").is_file()
+    time.sleep(5)
+    later = job(cluster, jid)
+    assert (later["JobState"], later["Restarts"]) == ("COMPLETED", "1")
+    assert log_of(tmp_path, jid).count("▶ supervising pid") == 2
+
+
+def test_a_crash_loop_is_requeued_at_most_the_cap(cluster, tmp_path):
+    crash = tmp_path / "crash.py"
+    crash.write_text("import sys\nprint('crashing at once')\nsys.exit(3)\n")
+    jid = sbatch(cluster, tmp_path, TRAINER=crash, MAX_RESTARTS=2)
+    info = run_to_end(cluster, jid)
+    log = log_of(tmp_path, jid)
+    assert info["JobState"] == "FAILED", log[-3000:]
+    assert info["Restarts"] == "2"
+    assert info["ExitCode"] == "3:0"
+    assert log.count("▶ supervising pid") == 3
+    assert "🔁 crashed (exit 3), no progress: newest checkpoint still none; requeued" in log
+    assert (
+        "❌ error: crashed (exit 3), no progress: newest checkpoint still none; "
+        "not requeued: SLURM_RESTART_COUNT=2 reached --max-restarts 2"
+    ) in log
+
+
+def test_a_finished_run_is_final(cluster, tmp_path):
+    out = tmp_path / "out"
+    jid = sbatch(cluster, tmp_path, "--max_steps", 4)
+    info = run_to_end(cluster, jid)
+    assert info["JobState"] == "COMPLETED", log_of(tmp_path, jid)[-3000:]
+    assert (out / "DONE").is_file()
+    # The scheduler starts it again anyway (a late requeue): nothing is trained again.
+    subprocess.run(["scontrol", "requeue", jid], env=env(cluster), check=True)
+    info = run_to_end(cluster, jid)
+    log = log_of(tmp_path, jid)
+    assert info["JobState"] == "COMPLETED"
+    assert log.count("▶ supervising pid") == 1
+    assert f"✅ {out}/DONE exists: the run is finished; nothing to run, nothing to requeue" in log
+    assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
