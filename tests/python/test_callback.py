@@ -147,3 +147,34 @@ def test_warns_loudly_when_the_live_run_is_not_the_chosen_one(tmp_path):
         "❌ the live W&B run is other-id, but WANDB_RUN_ID is chosen-id: "
         "this run does NOT continue the one train-resume chose" in result.stderr
     )
+
+
+def test_sigusr1_saves_a_checkpoint_at_the_end_of_the_step_and_stops(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from conftest import clean_env
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "train_resume", str(TINY), str(out), "400"],
+        cwd=tmp_path,
+        env=clean_env(WANDB_MODE="disabled"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint-2"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGUSR1)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-3000:]
+    saved = [int(p.name[11:]) for p in out.glob("checkpoint-*")]
+    step = max(saved)
+    assert 2 <= step < 400
+    assert f"⏸ SIGUSR1: saving checkpoint-{step} and stopping" in stderr
+    state = json.loads((out / f"checkpoint-{step}" / "trainer_state.json").read_text())
+    assert state["global_step"] == step
