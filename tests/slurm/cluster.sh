@@ -7,6 +7,7 @@
 #   tests/slurm/cluster.sh start STATE_DIR
 #   tests/slurm/cluster.sh stop STATE_DIR
 set -euo pipefail
+shopt -s extglob
 
 die() {
   printf 'cluster.sh: %s\n' "$*" >&2
@@ -72,7 +73,11 @@ start() {
       dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null
     chmod 400 /etc/munge/munge.key
     /usr/sbin/munged --force
-    pgrep -x munged >"$state/munged.ours"
+    if [[ -s /run/munge/munged.pid ]]; then
+      cp /run/munge/munged.pid "$state/munged.ours"
+    else
+      pgrep -n -x munged >"$state/munged.ours"
+    fi
   fi
   export SLURM_CONF=$state/slurm.conf
   /usr/sbin/slurmctld -c -f "$SLURM_CONF"
@@ -90,9 +95,14 @@ start() {
 
 stop() {
   local state=$1 pidfile
+  local pid
   for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid" "$state/munged.ours"; do
-    [[ -s $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null || true
+    [[ -s $pidfile ]] || continue
+    while read -r pid; do
+      [[ $pid == +([0-9]) ]] && kill "$pid" 2>/dev/null
+    done <"$pidfile"
   done
+  return 0
 }
 
 case ${1:-} in
