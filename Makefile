@@ -55,8 +55,9 @@ deps: $(VENV)/.dev-stamp $(DEPS)/.bats-stamp jq-check ## install the test tools 
 
 venv-ml: $(VENV)/.ml-stamp ## install the ML stack for the demo and the end-to-end tests
 
-lint: deps ## shellcheck and ruff, zero findings
+lint: deps ## shellcheck, shfmt and ruff, zero findings
 	$(VENV)/bin/shellcheck -x $(SHELL_FILES)
+	$(VENV)/bin/shfmt -i 2 -ci -d $(filter-out %.bats %.bash,$(SHELL_FILES))
 	$(VENV)/bin/ruff check $(PY_FILES)
 	$(VENV)/bin/ruff format --check $(PY_FILES)
 

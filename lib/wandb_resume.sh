@@ -10,12 +10,14 @@
 #
 # Public functions: wandb_resume::configure, wandb_resume::usage,
 # wandb_resume::latest_checkpoint, wandb_resume::run_id_from_wandb_dir,
-# wandb_resume::run_id_from_trainer_state, wandb_resume::check_run_id.
+# wandb_resume::run_id_from_trainer_state, wandb_resume::check_run_id,
+# wandb_resume::supervise.
 # Everything named wandb_resume::_* or _WANDB_RESUME_* is private.
 #
 # Guest manners: sourcing this file and calling its functions leave the caller's
 # `$-`, BASHOPTS, IFS, OPTIND, traps and working directory as they were; functions
-# return, never exit; nothing read from a file or a folder name is ever evaluated;
+# return, never exit; nothing read from a file or a folder name is ever evaluated
+# (the one `eval` puts back the caller's traps from bash's own `trap -p`);
 # checkpoints are only read, never written.
 
 [[ -n ${_WANDB_RESUME_LOADED:-} ]] && return 0
@@ -50,12 +52,13 @@ Options:
       --config FILE         the trainer's YAML or JSON config: its
                             resume_from_checkpoint (a path, true/latest) and,
                             without --output-dir, its output_dir are used
-      --wandb-dir DIR       also look for W&B run folders in DIR/wandb (as WANDB_DIR)
+      --wandb-dir DIR       also look for W&B run folders in DIR/wandb (as for
+                            WANDB_DIR), or in DIR itself when it is named wandb
       --resume-mode MODE    WANDB_RESUME on a resume: must (default) or allow
       --sources LIST        run id sources, in order, comma-separated, from
                             wandb-dir, trainer-state, env (default: all three)
   -n, --explain             decide and log, export and run nothing
-      --json                with --explain: print the decision as one JSON object
+      --json                print the decision as one JSON object (implies --explain)
   -q, --quiet               log nothing but errors
   -h, --help                show this help
       --version             show the version
@@ -68,7 +71,8 @@ an error when named explicitly. No checkpoint at all means a new run.
 
 Which W&B run id (first source in order wins; disagreements are warned about):
   wandb-dir      run folders (run-<time>-<id>, offline-run-<time>-<id>) in
-                 CHECKPOINT/wandb, OUTPUT_DIR/wandb, $WANDB_DIR/wandb, DIR/wandb
+                 CHECKPOINT/wandb, OUTPUT_DIR/wandb, --wandb-dir, $WANDB_DIR/wandb;
+                 the one latest-run points to, else the newest
   trainer-state  trainer_state.json: stateful_callbacks.*.args.wandb_run_id,
                  then a top-level wandb_run_id
   env            an existing WANDB_RUN_ID
@@ -79,6 +83,8 @@ Environment:
   WANDB_RESUME_MODE           as --resume-mode
   WANDB_RESUME_LANG           en or zh (default: zh when LC_ALL/LANG start with zh)
   WANDB_DIR                   where W&B keeps its run folders (DIR/wandb)
+  TRAIN_RESUME_SHIM           0: run `python ...` COMMANDs as given, not through
+                              the shim (python -m train_resume)
 
 Exported on a resume: WANDB_RUN_ID=<id>, WANDB_RESUME=must,
 TRAIN_RESUME_CHECKPOINT=<absolute path>, TRAIN_RESUME_RUN_ID_SOURCE=<source>.
@@ -322,7 +328,10 @@ wandb_resume::_id_problem() {
 
 wandb_resume::_check_run_id_cmd() {
   local id_problem
-  (($# == 1)) || { printf 'usage: wandb_resume::check_run_id ID\n' >&2; return 2; }
+  (($# == 1)) || {
+    printf 'usage: wandb_resume::check_run_id ID\n' >&2
+    return 2
+  }
   wandb_resume::_id_problem "$1"
   [[ -z $id_problem ]] && return 0
   printf '%s\n' "$id_problem"
@@ -402,7 +411,10 @@ wandb_resume::_scan_wandb_dir() {
     else
       # Usually one of the newest two: test those first, then all.
       for f in "${online[@]: -1}" "${offline[@]: -1}" "${online[@]}" "${offline[@]}"; do
-        if [[ $dir/latest-run -ef $f ]]; then latest=$f; break; fi
+        if [[ $dir/latest-run -ef $f ]]; then
+          latest=$f
+          break
+        fi
       done
       [[ -n $latest ]] ||
         wandb_resume::_warn "$dir/latest-run points outside the run folders of $dir; using the newest run folder instead"
@@ -438,7 +450,10 @@ wandb_resume::_scan_wandb_dir() {
 wandb_resume::_run_id_from_wandb_dir_cmd() {
   local w_id w_folder quiet=0
   local -a skipped=() warnings=()
-  (($# == 1)) || { printf 'usage: wandb_resume::run_id_from_wandb_dir DIR\n' >&2; return 2; }
+  (($# == 1)) || {
+    printf 'usage: wandb_resume::run_id_from_wandb_dir DIR\n' >&2
+    return 2
+  }
   wandb_resume::_scan_wandb_dir "$1" || return 1
   printf '%s\n' "$w_id"
 }
@@ -553,7 +568,10 @@ wandb_resume::_read_state() {
 wandb_resume::_run_id_from_trainer_state_cmd() {
   local st_status st_reason st_step t_id t_where id_problem quiet=0
   local -a st_where st_type st_value skipped=() warnings=()
-  (($# == 1)) || { printf 'usage: wandb_resume::run_id_from_trainer_state FILE\n' >&2; return 2; }
+  (($# == 1)) || {
+    printf 'usage: wandb_resume::run_id_from_trainer_state FILE\n' >&2
+    return 2
+  }
   wandb_resume::_read_state "$1"
   if [[ $st_status != ok ]]; then
     wandb_resume::_skip "$1" "$st_reason"
@@ -682,7 +700,10 @@ wandb_resume::_latest() {
 wandb_resume::_latest_checkpoint_cmd() {
   local l_path l_count error quiet=0 st_status st_reason st_step
   local -a skipped=() warnings=() st_where st_type st_value
-  (($# == 1)) || { printf 'usage: wandb_resume::latest_checkpoint OUTPUT_DIR\n' >&2; return 2; }
+  (($# == 1)) || {
+    printf 'usage: wandb_resume::latest_checkpoint OUTPUT_DIR\n' >&2
+    return 2
+  }
   if ! wandb_resume::_latest "$1"; then
     wandb_resume::_log error error "$error"
     return 1
@@ -936,7 +957,7 @@ wandb_resume::_configure() {
   if [[ -z $error ]]; then
     if [[ $caller == library ]] && (($#)); then
       error="unexpected argument: $1 (wandb_resume::configure takes options only; a COMMAND is bin/train-resume's)"
-    elif [[ $caller == cli ]] && (($# == 0)) && ((!explain)); then
+    elif [[ $caller == cli ]] && (($# == 0)) && ((! explain)); then
       error='no COMMAND to run (give one after --, or use --explain)'
     elif [[ $resume_mode != @(must|allow) ]]; then
       error="resume mode must be must or allow, not: $resume_mode"
