@@ -439,7 +439,10 @@ wandb_resume::_scan_wandb_dir() {
   [[ -n $w_id ]] || return 1
   if ((n > 1)); then
     local -a others=()
-    for f in "${online[@]: -3}" "${offline[@]: -3}"; do
+    # The newest four of each list (a negative offset past the start gives nothing).
+    local from_a=$((${#online[@]} > 4 ? ${#online[@]} - 4 : 0))
+    local from_b=$((${#offline[@]} > 4 ? ${#offline[@]} - 4 : 0))
+    for f in "${online[@]:from_a}" "${offline[@]:from_b}"; do
       [[ $f == "$w_folder" ]] || others+=("${f##*/}")
     done
     wandb_resume::_log info note "👀 also seen in $dir: $((n - 1)) other run folder(s), among them: ${others[*]}"

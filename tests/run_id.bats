@@ -44,7 +44,7 @@ setup() {
   cp -R "$FIXTURES/wandb-runs/wandb" "$OUT/wandb"
   explain -o "$OUT"
   assert_equal "$(field .run_id)" newest-id-9
-  assert_stderr --partial "also seen in $OUT/wandb: "
+  assert_stderr --regexp "👀 also seen in $OUT/wandb: 3 other run folder\(s\), among them: offline-run-[0-9_]+-older1 offline-run-[0-9_]+-same-second offline-run-[0-9_]+-same-second-1"
 }
 
 @test "prefers the run that latest-run points to" {
