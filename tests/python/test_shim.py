@@ -1,8 +1,12 @@
 """python -m train_resume: argv, __main__, exit codes, -m modules, the resume arg."""
 
 import json
+import shutil
 import sys
 import textwrap
+from pathlib import Path
+
+import pytest
 
 from conftest import TRAIN_RESUME, run, shim
 
@@ -133,3 +137,37 @@ def test_train_resume_runs_python_c_as_given(work):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "as given"
+
+
+def test_train_resume_sends_python_m_modules_through_the_shim(work):
+    pkg = work / "mypkg"
+    pkg.mkdir()
+    write(pkg / "__init__.py", "")
+    write(pkg / "train.py", "import sys, json; print(json.dumps(sys.argv[1:]))\n")
+    out = work / "out"
+    (out / "checkpoint-3").mkdir(parents=True)
+    (out / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3}\n')
+    result = run([TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-m", "mypkg.train"], work)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["--resume_from_checkpoint", str(out / "checkpoint-3")]
+
+
+def test_accelerate_launch_runs_the_shim_in_each_process(work):
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    if accelerate is None:
+        pytest.skip("accelerate is not installed (make venv-ml)")
+    write(work / "t.py", "import sys, json; print(json.dumps(sys.argv[1:]), flush=True)\n")
+    out = work / "out"
+    (out / "checkpoint-5").mkdir(parents=True)
+    (out / "checkpoint-5" / "trainer_state.json").write_text('{"global_step": 5}\n')
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", accelerate, "launch", "--cpu"]
+    cmd += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no"]
+    cmd += ["--dynamo_backend", "no", "-m", "train_resume", "t.py", "--x", "1"]
+    result = run(cmd, work)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        "--x",
+        "1",
+        "--resume_from_checkpoint",
+        str(out / "checkpoint-5"),
+    ]
