@@ -69,7 +69,7 @@ def wait_for(predicate, timeout, what):
         value = predicate()
         if value:
             return value
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
 
@@ -93,7 +93,7 @@ def log_of(work, jid):
 
 def test_preempted_job_saves_requeues_and_resumes_the_same_wandb_run(cluster, tmp_path):
     out = tmp_path / "out"
-    jid = sbatch(cluster, tmp_path, "--max_steps", 60, "--save_steps", 10)
+    jid = sbatch(cluster, tmp_path, "--max_steps", 100, "--save_steps", 10)
     wait_for(lambda: checkpoint_complete(out / "checkpoint-10"), 300, "checkpoint-10")
     subprocess.run(["scancel", "-b", "-s", "USR1", jid], env=env(cluster), check=True)
     info = run_to_end(cluster, jid)
@@ -110,8 +110,8 @@ def test_preempted_job_saves_requeues_and_resumes_the_same_wandb_run(cluster, tm
     )
     assert f"== job {jid} start 1 " in log
     assert f"🔄 resuming from checkpoint: {stopped_at} (the newest complete checkpoint" in log
-    steps = [row["step"] for row in log_history(out / "checkpoint-60")]
-    assert steps == list(range(1, 61))
+    steps = [row["step"] for row in log_history(out / "checkpoint-100")]
+    assert steps == list(range(1, 101))
     segments = wandb_segments(out)
     assert len(segments) == 2
     assert {run_id for _, run_id in segments} == {stored_run_id(stopped_at)}
