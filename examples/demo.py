@@ -99,9 +99,11 @@ def stored_run_id(checkpoint):
 
 
 def wandb_segments(out):
-    """[(run folder, run id)] of the W&B run folders in OUT/wandb, oldest first."""
+    """[(run folder, run id)] of the W&B run folders in OUT/wandb, oldest first; a
+    folder W&B had not written its run-<id>.wandb into yet (killed at start) is left out."""
     folders = sorted((out / "wandb").glob("*run-*"), key=lambda p: p.name.split("run-", 1)[1])
-    return [(f, f.glob("run-*.wandb").__next__().name[4:-6]) for f in folders if f.is_dir()]
+    found = [(f, next(f.glob("run-*.wandb"), None)) for f in folders if f.is_dir()]
+    return [(f, data.name[4:-6]) for f, data in found if data is not None]
 
 
 def plot(first, second, resume_step, path):
