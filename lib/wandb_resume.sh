@@ -786,10 +786,10 @@ wandb_resume::_read_config() {
 wandb_resume::_check_space() {
   local free used line
   [[ -d $1 ]] || return 0
-  line=$(df -Pk -- "$1" 2>/dev/null) || return 0
-  read -r _ _ _ free _ <<<"${line##*$'\n'}"
-  line=$(du -sk -- "$2" 2>/dev/null) || return 0
+  # One subshell for both: du's first field first, df's 4th field on its last line.
+  line=$(du -sk -- "$2" 2>/dev/null && df -Pk -- "$1" 2>/dev/null) || return 0
   used=${line%%[[:space:]]*}
+  read -r _ _ _ free _ <<<"${line##*$'\n'}"
   [[ $free =~ ^[0-9]+$ && $used =~ ^[0-9]+$ ]] || return 0
   if ((free < used)); then
     wandb_resume::_warn "only $((free / 1024)) MiB free on the file system of $1, less than the checkpoint ($((used / 1024)) MiB): the next save may fail"
