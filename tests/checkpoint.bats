@@ -266,3 +266,10 @@ teardown() {
   assert_equal "$(field '.warnings[0]' | cut -c1-5)" 'only '
   assert_stderr --partial 'the next save may fail'
 }
+
+@test "fails when the output dir is a file" {
+  echo not a dir >"$OUT"
+  run -1 --separate-stderr "$TR" -o "$OUT" --explain --json
+  assert_output ''
+  assert_stderr --partial "❌ error: output dir $OUT is not a directory"
+}

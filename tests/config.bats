@@ -62,3 +62,9 @@ setup() {
   run -1 --separate-stderr "$TR" --config bad.json --explain
   assert_stderr --partial 'config file bad.json is not usable JSON'
 }
+
+@test "reads a single-quoted resume_from_checkpoint from a YAML config" {
+  printf "resume_from_checkpoint: '%s'\n" "$OUT/checkpoint-2" >cfg.yaml
+  explain -o "$OUT" --config cfg.yaml
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+}

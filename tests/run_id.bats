@@ -251,3 +251,26 @@ setup() {
     assert_output "run id contains one of the characters W&B forbids (:;,#?/')"
   done
 }
+
+@test "--wandb-dir may name the wandb folder itself" {
+  make_state "$OUT/checkpoint-2" 2
+  make_run "$WORK/logs/wandb" run-20260101_000000-itself itself
+  explain -o "$OUT" --wandb-dir "$WORK/logs/wandb"
+  assert_equal "$(field .run_id)" itself
+}
+
+@test "searches a wandb folder once when WANDB_DIR is the output dir" {
+  make_state "$OUT/checkpoint-2" 2
+  WANDB_DIR=$OUT explain -o "$OUT"
+  run grep -c "looking for the W&B run id in $OUT/wandb" <<<"$stderr"
+  assert_output 1
+}
+
+@test "an invalid WANDB_RUN_ID is skipped as a source" {
+  make_state "$OUT/checkpoint-2" 2
+  WANDB_RUN_ID='bad/id' explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .run_id)" null
+  assert_equal "$(field '.skipped[0].path')" WANDB_RUN_ID
+  assert_equal "$(field '.skipped[0].reason')" "run id contains one of the characters W&B forbids (:;,#?/')"
+}
