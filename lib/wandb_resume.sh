@@ -258,6 +258,12 @@ wandb_resume::_fmt() {
       new) fmt='🆕 开始新的训练会话 (%s)' ;;
       notfound) fmt='❌ 未能找到WandB run ID (已查找: %s); 将以 allow 模式继续' ;;
       skip) fmt='⚠️ 跳过 %s: %s' ;;
+      d_newest) fmt='%s 中最新的完整checkpoint' ;;
+      d_chosen) fmt='由 %s 指定' ;;
+      d_ignored) fmt='%s none: 忽略已有的checkpoint' ;;
+      d_no_complete) fmt='%s 中没有完整的checkpoint' ;;
+      d_none_in) fmt='%s 中没有checkpoint' ;;
+      d_not_yet) fmt='%s 尚不存在' ;;
       warn) fmt='⚠️ %s' ;;
       error) fmt='❌ 错误: %s' ;;
       *) fmt='%s' ;;
@@ -279,10 +285,25 @@ wandb_resume::_fmt() {
     new) fmt='🆕 new training run (%s)' ;;
     notfound) fmt='❌ no W&B run id found (searched: %s); continuing with WANDB_RESUME=allow' ;;
     skip) fmt='⚠️ skipping %s: %s' ;;
+    d_newest) fmt='the newest complete checkpoint in %s' ;;
+    d_chosen) fmt='chosen by %s' ;;
+    d_ignored) fmt='%s none: checkpoints are ignored' ;;
+    d_no_complete) fmt='no complete checkpoint in %s' ;;
+    d_none_in) fmt='no checkpoint in %s' ;;
+    d_not_yet) fmt='%s does not exist yet' ;;
     warn) fmt='⚠️ %s' ;;
     error) fmt='❌ error: %s' ;;
     *) fmt='%s' ;;
   esac
+}
+
+# Set `detail` (the caller's local) to message KEY with ARGS, in the log's language.
+wandb_resume::_detail() {
+  local fmt
+  wandb_resume::_fmt "$1"
+  shift
+  # shellcheck disable=SC2059 # the format is one of ours, from _fmt
+  printf -v detail "$fmt" "$@"
 }
 
 # Record a warning (for --json) and log it. Arguments: TEXT
@@ -1018,7 +1039,8 @@ wandb_resume::_configure() {
 
   case $want in
     none)
-      mode=new detail="$how none: checkpoints are ignored"
+      mode=new
+      wandb_resume::_detail d_ignored "$how"
       ;;
     latest)
       if ! wandb_resume::_latest "$output_dir"; then
@@ -1026,14 +1048,18 @@ wandb_resume::_configure() {
         return 1
       fi
       if [[ -n $l_path ]]; then
-        mode=resume ckpt=$l_path detail="the newest complete checkpoint in $output_dir"
+        mode=resume ckpt=$l_path
+        wandb_resume::_detail d_newest "$output_dir"
       elif ((l_count > 0)); then
-        mode=new detail="no complete checkpoint in $output_dir"
+        mode=new
+        wandb_resume::_detail d_no_complete "$output_dir"
         wandb_resume::_warn "$l_count checkpoint-* folders in $output_dir, none complete: starting a new run"
       elif [[ -d $output_dir ]]; then
-        mode=new detail="no checkpoint in $output_dir"
+        mode=new
+        wandb_resume::_detail d_none_in "$output_dir"
       else
-        mode=new detail="$output_dir does not exist yet"
+        mode=new
+        wandb_resume::_detail d_not_yet "$output_dir"
       fi
       ;;
     *)
@@ -1042,7 +1068,8 @@ wandb_resume::_configure() {
         wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
         return 1
       fi
-      mode=resume ckpt=$abs detail="chosen by $how"
+      mode=resume ckpt=$abs
+      wandb_resume::_detail d_chosen "$how"
       ;;
   esac
 

@@ -111,7 +111,7 @@ setup() {
   cp -R "$FIXTURES/trl-run" "$OUT"
   LANG=zh_CN.UTF-8 wandb_resume::configure -o "$OUT" 2>"$WORK/log"
   run cat "$WORK/log"
-  assert_line "train-resume: 🔄 检测到checkpoint恢复: $OUT/checkpoint-4 (the newest complete checkpoint in $OUT)"
+  assert_line "train-resume: 🔄 检测到checkpoint恢复: $OUT/checkpoint-4 ($OUT 中最新的完整checkpoint)"
   assert_line "train-resume: 🔧 设置环境变量: WANDB_RUN_ID=$WANDB_RUN_ID"
   assert_line 'train-resume: ✅ WandB恢复配置完成!'
 }
@@ -119,7 +119,7 @@ setup() {
 @test "logs in Chinese when WANDB_RESUME_LANG=zh, and in English when it is en" {
   WANDB_RESUME_LANG=zh wandb_resume::configure -o "$OUT" 2>"$WORK/log"
   run cat "$WORK/log"
-  assert_line --partial 'train-resume: 🆕 开始新的训练会话'
+  assert_line "train-resume: 🆕 开始新的训练会话 ($OUT 尚不存在)"
   LC_ALL=zh_CN.UTF-8 WANDB_RESUME_LANG=en wandb_resume::configure -o "$OUT" 2>"$WORK/log"
   run cat "$WORK/log"
   assert_line --partial 'train-resume: 🆕 new training run'
