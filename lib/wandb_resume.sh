@@ -253,6 +253,7 @@ wandb_resume::_fmt() {
       export) fmt='🔧 设置环境变量: %s=%s' ;;
       would_export) fmt='🔧 (--explain) 将设置环境变量: %s=%s' ;;
       unset) fmt='🔧 取消环境变量: %s (%s)' ;;
+      would_unset) fmt='🔧 (--explain) 将取消环境变量: %s (%s)' ;;
       configured) fmt='✅ WandB恢复配置完成!' ;;
       explained) fmt='✅ WandB恢复配置已确定 (--explain: 未导出, 未运行)' ;;
       new) fmt='🆕 开始新的训练会话 (%s)' ;;
@@ -280,6 +281,7 @@ wandb_resume::_fmt() {
     export) fmt='🔧 export %s=%s' ;;
     would_export) fmt='🔧 would export %s=%s (--explain: nothing exported)' ;;
     unset) fmt='🔧 unset %s (%s)' ;;
+    would_unset) fmt='🔧 would unset %s (%s; --explain: nothing changed)' ;;
     configured) fmt='✅ W&B resume configured' ;;
     explained) fmt='✅ W&B resume decided (--explain: nothing exported, nothing run)' ;;
     new) fmt='🆕 new training run (%s)' ;;
@@ -834,10 +836,15 @@ wandb_resume::_optarg() {
   fi
 }
 
-# Set `json` (the caller's local) to STRING as a JSON string literal.
+# Set `json` (the caller's local) to STRING as a JSON string literal; with
+# --null, an empty STRING is null.
 wandb_resume::_json_string() {
-  local str=$1 out='' c i
-  str=${str//\\/\\\\}
+  local str c i out=''
+  if [[ $1 == --null ]]; then
+    shift
+    [[ -z $1 ]] && json=null && return 0
+  fi
+  str=${1//\\/\\\\}
   str=${str//\"/\\\"}
   if [[ $str == *[[:cntrl:]]* ]]; then
     for ((i = 0; i < ${#str}; i++)); do
@@ -859,20 +866,13 @@ wandb_resume::_json_string() {
 # no process for it). Reads the caller's mode, ckpt, run_id, run_id_source,
 # wandb_resume, skipped and warnings.
 wandb_resume::_print_json() {
-  local json i out='{"mode": "'$mode'", "checkpoint": ' sep=''
-  local -a names=(ckpt run_id run_id_source)
-  for i in "${!names[@]}"; do
-    if [[ -z ${!names[i]} ]]; then
-      json=null
-    else
-      wandb_resume::_json_string "${!names[i]}"
-    fi
-    case $i in
-      0) out+="$json, \"run_id\": " ;;
-      1) out+="$json, \"run_id_source\": " ;;
-      2) out+="$json, \"wandb_resume\": \"$wandb_resume\", \"skipped\": [" ;;
-    esac
-  done
+  local json i sep='' out="{\"mode\": \"$mode\""
+  wandb_resume::_json_string --null "$ckpt"
+  out+=", \"checkpoint\": $json"
+  wandb_resume::_json_string --null "$run_id"
+  out+=", \"run_id\": $json"
+  wandb_resume::_json_string --null "$run_id_source"
+  out+=", \"run_id_source\": $json, \"wandb_resume\": \"$wandb_resume\", \"skipped\": ["
   for ((i = 0; i < ${#skipped[@]}; i += 2)); do
     wandb_resume::_json_string "${skipped[i]}"
     out+="$sep{\"path\": $json, "
@@ -903,8 +903,12 @@ wandb_resume::_export() {
 # Unset NAME when set (or, with --explain, say it would). Arguments: NAME WHY
 wandb_resume::_unset() {
   [[ -n ${!1+set} ]] || return 0
-  ((explain)) || unset "$1"
-  wandb_resume::_log info unset "$1" "$2"
+  if ((explain)); then
+    wandb_resume::_log info would_unset "$1" "$2"
+  else
+    unset "$1"
+    wandb_resume::_log info unset "$1" "$2"
+  fi
 }
 
 # The decision. Arguments: CALLER (library|cli) OPTIONS [--] [COMMAND...]
@@ -1084,7 +1088,7 @@ wandb_resume::_configure() {
         wandb-dir)
           dirs=("$ckpt/wandb" "$output_dir/wandb")
           [[ -n $wandb_dir ]] && dirs+=("${wandb_dir%/}/wandb")
-          [[ -n $wandb_dir && ${wandb_dir%/} == wandb || $wandb_dir == */wandb?(/) ]] && dirs+=("${wandb_dir%/}")
+          [[ ${wandb_dir%/} == ?(*/)wandb ]] && dirs+=("${wandb_dir%/}")
           [[ -n ${WANDB_DIR:-} ]] && dirs+=("${WANDB_DIR%/}/wandb")
           for ((i = 0; i < ${#dirs[@]}; i++)); do
             dir=${dirs[i]}

@@ -93,6 +93,14 @@ setup() {
   assert_line --partial 'train-resume: 🔧 would export WANDB_RUN_ID='
 }
 
+@test "--explain says it would unset a bad WANDB_RUN_ID, and leaves it" {
+  export WANDB_RUN_ID=''
+  wandb_resume::configure -o "$OUT" --explain 2>"$WORK/log"
+  assert [ -n "${WANDB_RUN_ID+set}" ]
+  run cat "$WORK/log"
+  assert_line 'train-resume: 🔧 would unset WANDB_RUN_ID (empty run id: W&B would refuse to start with it; --explain: nothing changed)'
+}
+
 @test "a failed decision exports nothing" {
   export WANDB_RESUME=before
   run -1 wandb_resume::configure -o "$OUT" -c "$OUT/checkpoint-404"

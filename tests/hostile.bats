@@ -297,7 +297,7 @@ assert_state_id_rejected() {
   assert_state_id_rejected $'ab\ncd' 'run id contains control characters'
 }
 
-@test "hostile: a run id with a NUL byte" {
+@test "hostile: a run id with a control byte, or a NUL escaped in the JSON" {
   assert_state_id_rejected $'ab\x01cd' 'run id contains control characters'
   make_state "$OUT/checkpoint-2" 2 '.wandb_run_id = "ab\u0000cd"'
   WANDB_RUN_ID=fallback decide

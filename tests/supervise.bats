@@ -46,6 +46,18 @@ in_bash() {
   assert_stderr --partial '⏹ stopped by SIGUSR1 (exit 0), no progress: newest checkpoint still none; not under SLURM: not requeued'
 }
 
+@test "--signal USR2 forwards USR2 instead of USR1" {
+  in_bash '
+    wandb_resume::supervise --signal USR2 -- bash -c "trap \"touch \\\"\$OUT/usr2\\\"; exit 0\" USR2; sleep 30 & wait" &
+    sup=$!
+    sleep 1
+    kill -USR2 "$sup"
+    wait "$sup"'
+  assert_success
+  assert [ -f "$OUT/usr2" ]
+  assert_stderr --partial '⏸ got SIGUSR2: asking the trainer to save and stop'
+}
+
 @test "a crash passes its exit status through and says why it stopped" {
   make_state "$OUT/checkpoint-2" 2
   in_bash 'wandb_resume::supervise -o "$OUT" -- bash -c "exit 3"'

@@ -170,3 +170,30 @@ def test_accelerate_launch_runs_the_shim_in_each_process(work):
         "--resume_from_checkpoint",
         str(out / "checkpoint-5"),
     ]
+
+
+def test_train_resume_keeps_interpreter_flags_with_a_value_before_the_shim(work):
+    write(work / "t.py", "import sys, json; print(json.dumps(sys.argv))\n")
+    out = work / "out"
+    (out / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}\n')
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-W", "ignore", "-u", "t.py"]
+    result = run(cmd, work)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        "t.py",
+        "--resume_from_checkpoint",
+        str(out / "checkpoint-2"),
+    ]
+
+
+def test_train_resume_shim_0_runs_python_as_given(work):
+    write(work / "t.py", "import sys, json; print(json.dumps(sys.argv))\n")
+    out = work / "out"
+    (out / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}\n')
+    result = run(
+        [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "t.py"], work, TRAIN_RESUME_SHIM=0
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["t.py"]
