@@ -6,7 +6,7 @@
 #
 #   tests/slurm/cluster.sh start STATE_DIR
 #   tests/slurm/cluster.sh stop STATE_DIR
-set -euo pipefail
+set -Eeuo pipefail
 shopt -s extglob
 
 die() {
@@ -67,12 +67,14 @@ start() {
   install_packages
   mkdir -p "$state/ctld" "$state/slurmd"
   write_conf "$state"
-  if ! pgrep -x munged >/dev/null; then
+  # A munged that answers is enough; otherwise start ours.
+  if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     mkdir -p /run/munge /var/log/munge /var/lib/munge
     [[ -s /etc/munge/munge.key ]] || /usr/sbin/mungekey --create >/dev/null 2>&1 ||
       dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null
     chmod 400 /etc/munge/munge.key
     /usr/sbin/munged --force
+    munge -n | unmunge >/dev/null || die "munged started but does not answer"
     if [[ -s /run/munge/munged.pid ]]; then
       cp /run/munge/munged.pid "$state/munged.ours"
     else
@@ -80,28 +82,42 @@ start() {
     fi
   fi
   export SLURM_CONF=$state/slurm.conf
+  # A start that fails half way stops what it started.
+  trap 'stop "$state"' ERR
   /usr/sbin/slurmctld -c -f "$SLURM_CONF"
   /usr/sbin/slurmd -c -f "$SLURM_CONF"
   for ((i = 0; i < 60; i++)); do
-    if sinfo -h -o '%t' 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
+    if timeout 5 sinfo -h -o '%t' 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
       echo "SLURM is up: SLURM_CONF=$SLURM_CONF" >&2
       return 0
     fi
     sleep 0.5
   done
   tail -n 20 "$state/slurmctld.log" "$state/slurmd.log" >&2 || true
+  stop "$state"
   die "the node did not come up"
 }
 
 stop() {
-  local state=$1 pidfile
-  local pid
+  local state=$1 pidfile pid i
+  local -a pids=()
   for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid" "$state/munged.ours"; do
     [[ -s $pidfile ]] || continue
     while read -r pid; do
-      [[ $pid == +([0-9]) ]] && kill "$pid" 2>/dev/null
+      [[ $pid == +([0-9]) ]] && kill "$pid" 2>/dev/null && pids+=("$pid")
     done <"$pidfile"
   done
+  # Wait until they are gone (slurmd can take seconds), so that the next cluster
+  # finds its ports free; then insist.
+  for ((i = 0; i < 60; i++)); do
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null && break
+      pid=''
+    done
+    [[ -z ${pid:-} ]] && return 0
+    sleep 0.25
+  done
+  kill -9 "${pids[@]}" 2>/dev/null
   return 0
 }
 

@@ -26,11 +26,13 @@ TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_
 def cluster(tmp_path_factory):
     state = tmp_path_factory.mktemp("slurm")
     script = Path(__file__).with_name("cluster.sh")
-    started = subprocess.run([str(script), "start", str(state)], capture_output=True, text=True)
-    if started.returncode != 0:
-        pytest.fail(f"cannot start SLURM here:\n{started.stderr}", pytrace=False)
-    yield str(state / "slurm.conf")
-    subprocess.run([str(script), "stop", str(state)], check=False)
+    try:
+        started = subprocess.run([str(script), "start", str(state)], capture_output=True, text=True)
+        if started.returncode != 0:
+            pytest.fail(f"cannot start SLURM here:\n{started.stderr}", pytrace=False)
+        yield str(state / "slurm.conf")
+    finally:
+        subprocess.run([str(script), "stop", str(state)], check=False)
 
 
 def env(conf, **extra):
@@ -73,15 +75,31 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def node_idle(conf):
+    out = subprocess.run(
+        ["sinfo", "-h", "-o", "%t"], env=env(conf), capture_output=True, text=True, timeout=30
+    )
+    return out.stdout.strip() == "idle"
+
+
 def run_to_end(conf, jid, timeout=400):
-    """Release each requeue hold at once (skip the ~120 s wait) until the job ends."""
+    """Release each requeue hold (skip the ~120 s wait) until the job ends; but only
+    once the node has finished with the previous run and a little later (the hold's
+    own purpose: a job started too soon fails with "Job credential revoked")."""
+
+    held_since = {}
 
     def ended():
         info = job(conf, jid)
         if info["JobState"] == "PENDING" and info.get("Reason") == "BeginTime":
-            subprocess.run(
-                ["scontrol", "update", f"jobid={jid}", "starttime=now"], env=env(conf), check=True
-            )
+            # slurmd keeps revocations by the second: release 2 s after the requeue.
+            since = held_since.setdefault(info.get("Restarts"), time.monotonic())
+            if time.monotonic() - since >= 2 and node_idle(conf):
+                subprocess.run(
+                    ["scontrol", "update", f"jobid={jid}", "starttime=now"],
+                    env=env(conf),
+                    check=True,
+                )
         return info if info["JobState"] in TERMINAL else None
 
     return wait_for(ended, timeout, f"job {jid} to end")
