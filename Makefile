@@ -13,7 +13,7 @@ BATS := $(DEPS)/node_modules/bats/bin/bats
 BATS_VERSION := 1.13.0
 BATS_SUPPORT_VERSION := 0.3.0
 BATS_ASSERT_VERSION := 2.2.4
-SHELL_FILES := bin/train-resume lib/wandb_resume.sh $(wildcard tests/*.bats tests/test_helper/*.bash tests/slurm/*.sh examples/slurm/*.sbatch .ci/run)
+SHELL_FILES := bin/train-resume lib/wandb_resume.sh $(wildcard lib/wandb_resume/*.bash) $(wildcard tests/*.bats tests/test_helper/*.bash tests/slurm/*.sh examples/slurm/*.sbatch .ci/run)
 PY_FILES := $(wildcard train_resume examples tests bench)
 N ?= 20
 
@@ -77,10 +77,11 @@ fixtures: venv-ml ## re-record tests/fixtures from real W&B and TRL runs
 
 install: ## install into $(PREFIX) (bin/train-resume, lib, the Python package)
 	@dest="$(DESTDIR)$(PREFIX)"; \
-	install -d "$$dest/lib/train-resume/bin" "$$dest/lib/train-resume/lib" \
+	install -d "$$dest/lib/train-resume/bin" "$$dest/lib/train-resume/lib/wandb_resume" \
 	  "$$dest/lib/train-resume/train_resume" "$$dest/bin"; \
 	install -m 755 bin/train-resume "$$dest/lib/train-resume/bin/"; \
 	install -m 644 lib/wandb_resume.sh "$$dest/lib/train-resume/lib/"; \
+	install -m 644 lib/wandb_resume/*.bash "$$dest/lib/train-resume/lib/wandb_resume/"; \
 	install -m 644 train_resume/*.py "$$dest/lib/train-resume/train_resume/"; \
 	ln -sfn ../lib/train-resume/bin/train-resume "$$dest/bin/train-resume"; \
 	echo "installed $$dest/bin/train-resume"

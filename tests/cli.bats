@@ -10,7 +10,7 @@ setup() {
 
 # The options the parser accepts, read from its case labels.
 accepted_options() {
-  sed -n '/^wandb_resume::_configure()/,/^}/p' "$LIB" |
+  sed -n '/^wandb_resume::_parse_options()/,/^}/p' "$ROOT/lib/wandb_resume/options.bash" |
     grep -oE '^ +(-[a-zA-Z] \| )?--[a-z-]+( \| --[a-z-]+=\*)?\)' |
     grep -oE -- '--[a-z-]+' | sort -u
 }

@@ -1,0 +1,223 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
+#
+# checkpoint.bash: what makes a checkpoint complete, and the newest complete
+# checkpoint-N of an output dir.
+# Part of lib/wandb_resume.sh.
+
+# Step 1: which checkpoint. The first of --checkpoint, RESUME_FROM_CHECKPOINT_DIR,
+# resume_from_checkpoint in --config, and `latest` (the newest complete one).
+# Reads: checkpoint, config, output_dir. Sets: output_dir (absolute), mode
+#   (resume|new), ckpt, detail, the st_* of the chosen checkpoint; logs the choice.
+# Returns: 0, 1 the decision failed, 2 no output dir to look in (both logged).
+wandb_resume::_choose_checkpoint() {
+  local cfg_resume='' cfg_output_dir='' want how out_how abs l_path l_count c_reason
+  if [[ -n $config ]]; then
+    wandb_resume::_read_config "$config" || {
+      wandb_resume::_log error error "$error"
+      return 1
+    }
+  fi
+  if [[ -n $checkpoint ]]; then
+    want=$checkpoint how=--checkpoint
+  elif [[ -n ${RESUME_FROM_CHECKPOINT_DIR:-} ]]; then
+    want=$RESUME_FROM_CHECKPOINT_DIR how=RESUME_FROM_CHECKPOINT_DIR
+  elif [[ -n $cfg_resume && $cfg_resume != @(false|False|FALSE|no|No|NO) ]]; then
+    want=$cfg_resume how="resume_from_checkpoint in $config"
+    [[ $want == @(true|True|TRUE|yes|Yes|YES) ]] && want=latest
+  else
+    want=latest how=default
+  fi
+  out_how=--output-dir
+  if [[ -z $output_dir && -n $cfg_output_dir ]]; then
+    output_dir=$cfg_output_dir out_how="output_dir in $config"
+  fi
+  if [[ -z $output_dir && $want != @(latest|none) ]]; then
+    output_dir=${want%/}
+    output_dir=${output_dir%/*}
+    [[ $output_dir == "${want%/}" ]] && output_dir=.
+    out_how='the checkpoint'"'"'s parent'
+  fi
+  if [[ -z $output_dir && $want == latest ]]; then
+    wandb_resume::_log error error "no output dir: give --output-dir DIR (or output_dir in --config FILE)"
+    return 2
+  fi
+  if [[ -n $output_dir ]]; then
+    wandb_resume::_absolute "$output_dir"
+    output_dir=$abs
+    wandb_resume::_log info output_dir "$output_dir ($out_how)"
+  fi
+
+  case $want in
+    none)
+      mode=new
+      wandb_resume::_detail d_ignored "$how"
+      ;;
+    latest)
+      if ! wandb_resume::_latest "$output_dir"; then
+        wandb_resume::_log error error "$error"
+        return 1
+      fi
+      if [[ -n $l_path ]]; then
+        mode=resume ckpt=$l_path
+        wandb_resume::_detail d_newest "$output_dir"
+      elif ((l_count > 0)); then
+        mode=new
+        wandb_resume::_detail d_no_complete "$output_dir"
+        wandb_resume::_warn "$l_count checkpoint-* folders in $output_dir, none complete: starting a new run"
+      elif [[ -d $output_dir ]]; then
+        mode=new
+        wandb_resume::_detail d_none_in "$output_dir"
+      else
+        mode=new
+        wandb_resume::_detail d_not_yet "$output_dir"
+      fi
+      ;;
+    *)
+      wandb_resume::_absolute "$want"
+      if ! wandb_resume::_check_checkpoint "$abs"; then
+        wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
+        return 1
+      fi
+      mode=resume ckpt=$abs
+      wandb_resume::_detail d_chosen "$how"
+      ;;
+  esac
+  if [[ $mode == new ]]; then
+    wandb_resume::_log info new "$detail"
+  else
+    wandb_resume::_log info resume "$ckpt" "$detail"
+  fi
+}
+
+# Check that DIR is a usable checkpoint; when its name is checkpoint-N, that its
+# global_step is N. Arguments: DIR
+# Sets: c_reason ("" when complete) and the st_* of its trainer_state.json.
+wandb_resume::_check_checkpoint() {
+  local dir=$1 name
+  c_reason=''
+  if [[ -L $dir && ! -e $dir ]]; then
+    c_reason='a symlink that leads nowhere (dangling, or a loop)'
+  elif [[ ! -e $dir ]]; then
+    c_reason='no such file or directory'
+  elif [[ ! -d $dir ]]; then
+    c_reason='not a directory'
+  elif [[ ! -r $dir || ! -x $dir ]]; then
+    c_reason=$(wandb_resume::_permission_reason "$dir")
+  else
+    wandb_resume::_read_state "$dir/trainer_state.json"
+    if [[ $st_status != ok ]]; then
+      c_reason=$st_reason
+    else
+      name=${dir%/}
+      name=${name##*/}
+      if [[ $name =~ ^checkpoint-([0-9]+)$ && ${BASH_REMATCH[1]} != "$st_step" ]]; then
+        c_reason="global_step is $st_step, but the folder is $name (a copy, or a half-written save?)"
+      fi
+    fi
+  fi
+  [[ -z $c_reason ]]
+}
+
+# Find the newest complete checkpoint-N in an output dir.
+# Arguments: OUTPUT_DIR
+# Sets: l_path ("" when none), l_count (how many checkpoint-* names were seen), and
+#   the st_* of the chosen one; appends to skipped.
+# Returns: 0 (also when none), 1 when the dir cannot be read.
+wandb_resume::_latest() {
+  local out=${1%/} f name c_reason
+  local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
+  l_path='' l_count=0
+  [[ -z $out ]] && out=/
+  if [[ -e $out && ! -d $out ]]; then
+    error="output dir $out is not a directory"
+    return 1
+  fi
+  [[ -d $out ]] || return 0
+  if [[ ! -r $out || ! -x $out ]]; then
+    error="cannot read output dir $out: $(wandb_resume::_permission_reason "$out")"
+    return 1
+  fi
+  # The globs do the sorting out (no loop over what may be 10,000 names):
+  # checkpoint-<number> without a leading zero, and the rest.
+  # (extglob patterns from variables: the caller may have sourced us without extglob)
+  local number='@(0|[1-9]*([0-9]))' other='!(0|[1-9]*([0-9]))'
+  # shellcheck disable=SC2206 # the patterns are meant to expand
+  local -a good=("$out"/checkpoint-$number) bad=("$out"/checkpoint-$other)
+  l_count=$((${#good[@]} + ${#bad[@]}))
+  for f in "${bad[@]}"; do
+    if [[ ${f##*/checkpoint-} == +([0-9]) ]]; then
+      wandb_resume::_skip "$f" 'step number with a leading zero (HF never writes one)'
+    else
+      wandb_resume::_skip "$f" 'not named checkpoint-<number>'
+    fi
+  done
+  ((${#good[@]} > 0)) || return 0
+  if ! command -v jq >/dev/null 2>&1; then
+    error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
+    return 1
+  fi
+  # Newest first without sorting: the glob sorts by name, and numbers without
+  # leading zeros sort by name as by value when they have the same length. So take
+  # the longest names first, each length from the end of the list.
+  local len max=0 i
+  for name in "${good[@]##*/checkpoint-}"; do
+    ((${#name} > max)) && max=${#name}
+  done
+  for ((len = max; len > 0; len--)); do
+    for ((i = ${#good[@]} - 1; i >= 0; i--)); do
+      f=${good[i]}
+      name=${f##*/checkpoint-}
+      ((${#name} == len)) || continue
+      if ((len > 18)); then
+        wandb_resume::_skip "$f" 'step number too large for a global_step'
+      elif wandb_resume::_check_checkpoint "$f"; then
+        l_path=$f
+        return 0
+      else
+        wandb_resume::_skip "$f" "$c_reason"
+      fi
+    done
+  done
+  return 0
+}
+
+wandb_resume::_latest_checkpoint_cmd() {
+  local l_path l_count error quiet=0 st_status st_reason st_step
+  local -a skipped=() warnings=() st_where st_type st_value
+  (($# == 1)) || {
+    printf 'usage: wandb_resume::latest_checkpoint OUTPUT_DIR\n' >&2
+    return 2
+  }
+  if ! wandb_resume::_latest "$1"; then
+    wandb_resume::_log error error "$error"
+    return 1
+  fi
+  [[ -z $l_path ]] || printf '%s\n' "$l_path"
+}
+
+# Make a path absolute without resolving symlinks. Arguments: PATH. Sets: abs
+wandb_resume::_absolute() {
+  abs=$1
+  [[ $abs == /* ]] || abs=$PWD/$abs
+  while [[ $abs == *//* ]]; do abs=${abs//\/\//\/}; done
+  while [[ $abs == */./* ]]; do abs=${abs//\/.\//\/}; done
+  [[ $abs == */. ]] && abs=${abs%.}
+  [[ $abs == ?*/ ]] && abs=${abs%/}
+  return 0
+}
+
+# Warn when the free space under the output dir is below the size of a checkpoint.
+# Arguments: OUTPUT_DIR CHECKPOINT
+wandb_resume::_check_space() {
+  local free used line
+  [[ -d $1 ]] || return 0
+  # One subshell for both: du's first field first, df's 4th field on its last line.
+  line=$(du -sk -- "$2" 2>/dev/null && df -Pk -- "$1" 2>/dev/null) || return 0
+  used=${line%%[[:space:]]*}
+  read -r _ _ _ free _ <<<"${line##*$'\n'}"
+  [[ $free =~ ^[0-9]+$ && $used =~ ^[0-9]+$ ]] || return 0
+  if ((free < used)); then
+    wandb_resume::_warn "only $((free / 1024)) MiB free on the file system of $1, less than the checkpoint ($((used / 1024)) MiB): the next save may fail"
+  fi
+}

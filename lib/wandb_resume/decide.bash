@@ -1,0 +1,38 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
+#
+# decide.bash: the decision, step by step, in the order of the README's
+# "The decision" section. Each step lives with its concern:
+#   0. read the options               wandb_resume::_parse_options    options.bash
+#   1. which checkpoint               wandb_resume::_choose_checkpoint checkpoint.bash
+#   2. which W&B run id               wandb_resume::_find_run_id       run_id.bash
+#   3. what is exported               wandb_resume::_export_decision   export.bash
+# The steps share the decision's state through the locals declared here (bash's
+# dynamic scope); each step's header says what it reads and sets.
+# Part of lib/wandb_resume.sh.
+
+# The decision. Arguments: CALLER (library|cli) OPTIONS [--] [COMMAND...]
+# Returns: 0 decided, 1 the decision failed (nothing exported), 2 usage error.
+wandb_resume::_configure() {
+  local caller=$1
+  shift
+  # The options (step 0).
+  local output_dir='' checkpoint='' config='' wandb_dir='' explain=0 json=0 quiet=0 stop=0
+  local resume_mode=${WANDB_RESUME_MODE:-must}
+  local sources=${WANDB_RESUME_SOURCES:-$_WANDB_RESUME_DEFAULT_SOURCES}
+  local -a source_list=() command=()
+  # The decision (steps 1 and 2), and what was skipped or warned about on the way.
+  local mode='' ckpt='' detail='' run_id='' run_id_source='' wandb_resume=allow error=''
+  local st_status='' st_reason='' st_step=''
+  local -a st_where=() st_type=() st_value=() skipped=() warnings=()
+
+  wandb_resume::_parse_options "$caller" "$@" || return
+  ((stop)) && return 0
+  wandb_resume::_choose_checkpoint || return
+  if [[ $mode == resume ]]; then
+    wandb_resume::_find_run_id
+    wandb_resume::_check_space "$output_dir" "$ckpt"
+  fi
+  ((json)) && wandb_resume::_print_json
+  wandb_resume::_export_decision
+}

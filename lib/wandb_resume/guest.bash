@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+#
+# guest.bash: guest manners. Every public function runs its body through
+# wandb_resume::_guest, which gives it our shell options and puts the caller's back.
+# Part of lib/wandb_resume.sh.
+
+# Run a function with our own shell options, then put the caller's back.
+# `local -` restores the `set` options; shopt options are saved and restored here.
+wandb_resume::_guest() {
+  local -
+  set +e +u +f +o pipefail
+  local _wr_opt _wr_rc=0
+  local -a _wr_on=() _wr_off=()
+  for _wr_opt in nullglob failglob dotglob nocaseglob nocasematch extglob globstar; do
+    if shopt -q "$_wr_opt"; then _wr_on+=("$_wr_opt"); else _wr_off+=("$_wr_opt"); fi
+  done
+  shopt -s nullglob extglob
+  shopt -u failglob dotglob nocaseglob nocasematch globstar
+  local IFS=$' \t\n'
+  # Byte order, byte lengths and plain-ASCII character classes everywhere; the
+  # caller's locale is read first (_lang) for the language of the log.
+  local _wr_lang_env="${WANDB_RESUME_LANG:-}|${LC_ALL:-}|${LANG:-}"
+  local _wr_lc_all=${LC_ALL-} _wr_lc_all_set=${LC_ALL+1}
+  local LC_ALL=C
+  "$@" || _wr_rc=$?
+  shopt -u "${_wr_off[@]}"
+  ((${#_wr_on[@]} == 0)) || shopt -s "${_wr_on[@]}"
+  return "$_wr_rc"
+}

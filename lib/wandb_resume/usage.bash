@@ -1,0 +1,76 @@
+# shellcheck shell=bash
+#
+# usage.bash: the help text of bin/train-resume and wandb_resume::configure.
+# Part of lib/wandb_resume.sh (sourced by it; not meant to be sourced alone).
+
+#######################################
+# Print the help text of bin/train-resume and wandb_resume::configure.
+# Outputs: the help text on stdout.
+#######################################
+wandb_resume::usage() {
+  cat <<'EOF'
+Usage: train-resume [OPTIONS] [--] COMMAND [ARGS...]
+       train-resume [OPTIONS] --explain [--json]
+       wandb_resume::configure [OPTIONS]        (after: source lib/wandb_resume.sh)
+
+Decide whether this job resumes training, from which checkpoint and which W&B
+run it continues; export WANDB_RUN_ID / WANDB_RESUME / TRAIN_RESUME_CHECKPOINT;
+then run COMMAND (exec: its exit status is ours). Every step is logged on stderr.
+
+Options:
+  -o, --output-dir DIR      the trainer's output dir, holding checkpoint-N folders
+  -c, --checkpoint WHICH    PATH of a checkpoint, `latest` (the newest complete
+                            one under the output dir) or `none` (a new run)
+      --config FILE         the trainer's YAML or JSON config: its
+                            resume_from_checkpoint (a path, true/latest) and,
+                            without --output-dir, its output_dir are used
+      --wandb-dir DIR       also look for W&B run folders in DIR/wandb (as for
+                            WANDB_DIR), or in DIR itself when it is named wandb
+      --resume-mode MODE    WANDB_RESUME on a resume: must (default) or allow
+      --sources LIST        run id sources, in order, comma-separated, from
+                            wandb-dir, trainer-state, env (default: all three)
+  -n, --explain             decide and log, export and run nothing
+      --json                print the decision as one JSON object (implies --explain)
+  -q, --quiet               log nothing but errors
+  -h, --help                show this help
+      --version             show the version
+
+Which checkpoint (first match wins): --checkpoint; RESUME_FROM_CHECKPOINT_DIR;
+resume_from_checkpoint in --config; otherwise latest. A checkpoint is complete
+when its trainer_state.json is readable, well formed and its global_step is N;
+incomplete ones are skipped with a warning when looking for the latest, and are
+an error when named explicitly. No checkpoint at all means a new run.
+
+Which W&B run id (first source in order wins; disagreements are warned about):
+  wandb-dir      run folders (run-<time>-<id>, offline-run-<time>-<id>) in
+                 CHECKPOINT/wandb, OUTPUT_DIR/wandb, --wandb-dir, $WANDB_DIR/wandb;
+                 the one latest-run points to, else the newest
+  trainer-state  trainer_state.json: stateful_callbacks.*.args.wandb_run_id,
+                 then a top-level wandb_run_id
+  env            an existing WANDB_RUN_ID
+
+Environment:
+  RESUME_FROM_CHECKPOINT_DIR  the checkpoint to resume (as --checkpoint)
+  WANDB_RESUME_SOURCES        as --sources
+  WANDB_RESUME_MODE           as --resume-mode
+  WANDB_RESUME_LANG           en or zh (default: zh when LC_ALL/LANG start with zh)
+  WANDB_DIR                   where W&B keeps its run folders (DIR/wandb)
+  TRAIN_RESUME_SHIM           0: run `python ...` COMMANDs as given, not through
+                              the shim (python -m train_resume)
+
+Exported on a resume: WANDB_RUN_ID=<id>, WANDB_RESUME=must,
+TRAIN_RESUME_CHECKPOINT=<absolute path>, TRAIN_RESUME_RUN_ID_SOURCE=<source>.
+Resume without a run id: WANDB_RESUME=allow (and the checkpoint).
+New run: WANDB_RESUME=allow; TRAIN_RESUME_* unset; WANDB_RUN_ID not set by us.
+
+--explain --json prints:
+  {"mode": "resume"|"new", "checkpoint": PATH|null, "run_id": ID|null,
+   "run_id_source": "wandb-dir"|"trainer-state"|"env"|null,
+   "wandb_resume": "must"|"allow",
+   "skipped": [{"path": PATH, "reason": TEXT}...], "warnings": [TEXT...]}
+
+Exit status: 0 decided (or COMMAND's own status), 1 the decision failed (an
+explicit checkpoint is unusable, the output dir unreadable, jq missing, ...),
+2 usage error.
+EOF
+}
