@@ -20,7 +20,7 @@ N ?= 20
 .PHONY: help jq-check deps venv-ml lint test test-bats test-py demo install uninstall fixtures bench trials clean test-slurm
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(VENV)/.dev-stamp: requirements/dev.txt
 	@echo "== Python tools (pytest, ruff, shellcheck) into $(VENV)"
@@ -42,7 +42,7 @@ $(DEPS)/.bats-stamp:
 	  bats@$(BATS_VERSION) bats-support@$(BATS_SUPPORT_VERSION) bats-assert@$(BATS_ASSERT_VERSION) >/dev/null
 	@touch $@
 
-jq-check:
+jq-check: ## check for jq; install it with apt-get when root
 	@command -v jq >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "== jq (apt-get)"; apt-get update -qq && apt-get install -y -qq jq >/dev/null; \
@@ -61,10 +61,10 @@ lint: deps ## shellcheck, shfmt and ruff, zero findings
 	$(VENV)/bin/ruff check $(PY_FILES)
 	$(VENV)/bin/ruff format --check $(PY_FILES)
 
-test-bats: deps
+test-bats: deps ## the bats suites (tests/*.bats)
 	$(BATS) tests/
 
-test-py: deps venv-ml
+test-py: deps venv-ml ## the pytest suites (tests/python), end-to-end runs included
 	$(VENV)/bin/python -m pytest -q tests/python
 
 test: deps venv-ml lint test-bats test-py ## everything: deps, lint, bats and pytest suites

@@ -99,6 +99,38 @@ def main():
             f"| {TARGETS[name]} |"
         )
     print(f"\ntypical / `python3 -c pass` = {rows[0][1] / python_pass:.2f} (target <= 0.33)")
+    print_source_cost(runs)
+
+
+# The library as one file, before it was split into lib/wandb_resume/*.bash.
+SINGLE_FILE_COMMIT = "45dda7e"
+
+
+def source_cost(library, runs, loops=200):
+    """Median time (ms) for bash to source LIBRARY once (LOOPS sources in one bash,
+    less an empty loop of the same length)."""
+    body = "for ((i = 0; i < $2; i++)); do {}; unset _WANDB_RESUME_LOADED; done"
+    full, _ = measure(["bash", "-c", body.format('source "$1"'), "_", library, str(loops)], runs)
+    empty, _ = measure(["bash", "-c", body.format(":"), "_", library, str(loops)], runs)
+    return (full - empty) / loops * 1000
+
+
+def print_source_cost(runs):
+    """The cost of `source lib/wandb_resume.sh`: now (split in parts) and as one file."""
+    now = source_cost(str(ROOT / "lib" / "wandb_resume.sh"), runs)
+    line = f"source lib/wandb_resume.sh: {now:.2f} ms (split into lib/wandb_resume/*.bash)"
+    old = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{SINGLE_FILE_COMMIT}:lib/wandb_resume.sh"],
+        capture_output=True,
+        text=True,
+    )
+    if old.returncode == 0:
+        with tempfile.NamedTemporaryFile("w", suffix=".sh") as single:
+            single.write(old.stdout)
+            single.flush()
+            before = source_cost(single.name, runs)
+        line += f"; as one file ({SINGLE_FILE_COMMIT}): {before:.2f} ms"
+    print(line)
 
 
 def jq_version():

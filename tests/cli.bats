@@ -145,12 +145,3 @@ accepted_options() {
   run -0 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" -- printenv WANDB_RESUME
   assert_output allow
 }
-
-@test "make install puts a train-resume that finds its library through a symlink" {
-  run -0 make -C "$ROOT" install PREFIX="$WORK/prefix" DESTDIR=
-  assert [ -L "$WORK/prefix/bin/train-resume" ]
-  run -0 --separate-stderr "$WORK/prefix/bin/train-resume" -o "$OUT" -- printenv WANDB_RESUME
-  assert_output allow
-  ln -s "$WORK/prefix/bin/train-resume" "$WORK/tr-link"
-  run -0 --separate-stderr "$WORK/tr-link" --version
-}
