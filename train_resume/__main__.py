@@ -64,7 +64,7 @@ def main(argv):
             f"▶ handing off{where}: resume from {checkpoint}, W&B run {run_id}, WANDB_RESUME={mode}"
         )
     if callback:
-        from train_resume.callback import install
+        from train_resume.hook import install
 
         install()
     if module is not None:

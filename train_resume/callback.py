@@ -11,11 +11,9 @@ the Trainer to save a checkpoint at the end of the current step and stop, so the
 start resumes from that very step.
 
 Importing this module imports neither transformers nor wandb; the class is built
-on first access, and install() patches Trainer only once transformers.trainer is
-imported by someone else.
+on first access. train_resume.hook gives every Trainer one.
 """
 
-import importlib.abc
 import os
 import signal
 import sys
@@ -133,51 +131,3 @@ def __getattr__(name):
             _CLASS = _build()
         return _CLASS
     raise AttributeError(name)
-
-
-def _patch(trainer_cls):
-    """Make every instance of trainer_cls (and subclasses) carry the callback."""
-    if getattr(trainer_cls.__init__, "_train_resume", False):
-        return
-    original = trainer_cls.__init__
-
-    def __init__(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        callback = __getattr__(NAME)
-        if not any(type(cb).__name__ == NAME for cb in self.callback_handler.callbacks):
-            self.add_callback(callback)
-
-    __init__._train_resume = True
-    trainer_cls.__init__ = __init__
-
-
-class _Hook(importlib.abc.MetaPathFinder):
-    """Patch transformers.Trainer right after transformers.trainer is imported."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "transformers.trainer":
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None and spec.loader is not None:
-                break
-        else:
-            return None
-        exec_module = spec.loader.exec_module
-
-        def exec_and_patch(module):
-            exec_module(module)
-            _patch(module.Trainer)
-
-        spec.loader.exec_module = exec_and_patch
-        return spec
-
-
-def install():
-    """Give every transformers Trainer of this process a WandbResumeCallback."""
-    if "transformers.trainer" in sys.modules:
-        _patch(sys.modules["transformers.trainer"].Trainer)
-    elif not any(isinstance(f, _Hook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Hook())

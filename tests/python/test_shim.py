@@ -103,9 +103,9 @@ def test_without_a_script_it_is_a_usage_error(work):
     assert "usage:" in result.stderr
 
 
-def test_importing_the_callback_module_imports_neither_transformers_nor_wandb(work):
+def test_importing_the_callback_and_hook_imports_neither_transformers_nor_wandb(work):
     code = (
-        "import sys, train_resume.callback as c; c.install();"
+        "import sys, train_resume.callback, train_resume.hook as h; h.install();"
         "print(sorted(m for m in ('transformers', 'wandb', 'torch') if m in sys.modules))"
     )
     result = run([sys.executable, "-c", code], work)
