@@ -78,11 +78,12 @@ fixtures: venv-ml ## re-record tests/fixtures from real W&B and TRL runs
 install: ## install into $(PREFIX) (bin/train-resume, lib, the Python package)
 	@dest="$(DESTDIR)$(PREFIX)"; \
 	install -d "$$dest/lib/train-resume/bin" "$$dest/lib/train-resume/lib/wandb_resume" \
-	  "$$dest/lib/train-resume/train_resume" "$$dest/bin"; \
+	  "$$dest/lib/train-resume/train_resume/bootstrap" "$$dest/bin"; \
 	install -m 755 bin/train-resume "$$dest/lib/train-resume/bin/"; \
 	install -m 644 lib/wandb_resume.sh "$$dest/lib/train-resume/lib/"; \
 	install -m 644 lib/wandb_resume/*.bash "$$dest/lib/train-resume/lib/wandb_resume/"; \
 	install -m 644 train_resume/*.py "$$dest/lib/train-resume/train_resume/"; \
+	install -m 644 train_resume/bootstrap/*.py "$$dest/lib/train-resume/train_resume/bootstrap/"; \
 	ln -sfn ../lib/train-resume/bin/train-resume "$$dest/bin/train-resume"; \
 	echo "installed $$dest/bin/train-resume"
 

@@ -141,3 +141,44 @@ setup() {
   run -1 --separate-stderr wandb_resume::configure -q -o "$OUT" -c /nowhere
   assert_stderr --partial '❌ error: checkpoint /nowhere'
 }
+
+@test "puts the Python bootstrap and the package first on PYTHONPATH, once" {
+  export PYTHONPATH="/their own:/x"
+  wandb_resume::configure -o "$OUT" 2>"$WORK/log"
+  assert_equal "$PYTHONPATH" "$ROOT/train_resume/bootstrap:$ROOT:/their own:/x"
+  assert [ -f "${PYTHONPATH%%:*}/sitecustomize.py" ]
+  run cat "$WORK/log"
+  assert_line "train-resume: 🔧 export PYTHONPATH=$PYTHONPATH"
+  # A second decision in the same shell does not add them again.
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  wandb_resume::configure -o "$OUT" 2>"$WORK/log"
+  assert_equal "$PYTHONPATH" "$ROOT/train_resume/bootstrap:$ROOT:/their own:/x"
+  run cat "$WORK/log"
+  refute_line --partial 'PYTHONPATH'
+}
+
+@test "sets PYTHONPATH when it was unset, with no trailing empty entry" {
+  unset PYTHONPATH
+  wandb_resume::configure -o "$OUT" 2>/dev/null
+  assert_equal "$PYTHONPATH" "$ROOT/train_resume/bootstrap:$ROOT"
+}
+
+@test "TRAIN_RESUME_HOOK=0 takes the bootstrap out of PYTHONPATH again, and unsets it when nothing is left" {
+  unset PYTHONPATH
+  wandb_resume::configure -o "$OUT" 2>/dev/null
+  TRAIN_RESUME_HOOK=0 wandb_resume::configure -o "$OUT" 2>"$WORK/log"
+  assert [ -z "${PYTHONPATH+set}" ]
+  run cat "$WORK/log"
+  assert_line 'train-resume: 🔧 unset PYTHONPATH (TRAIN_RESUME_HOOK=0: no Python hand-off)'
+  export PYTHONPATH="$ROOT/train_resume/bootstrap:$ROOT::/x"
+  TRAIN_RESUME_HOOK=0 wandb_resume::configure -o "$OUT" 2>/dev/null
+  assert_equal "$PYTHONPATH" ':/x'
+}
+
+@test "--explain only says it would put the bootstrap on PYTHONPATH" {
+  export PYTHONPATH=/x
+  wandb_resume::configure -o "$OUT" --explain 2>"$WORK/log"
+  assert_equal "$PYTHONPATH" /x
+  run cat "$WORK/log"
+  assert_line --partial "would export PYTHONPATH=$ROOT/train_resume/bootstrap:$ROOT:/x"
+}

@@ -44,6 +44,10 @@ pip_install() {
   run -0 --separate-stderr env -u PYTHONPATH "$venv/bin/python" -c \
     'import train_resume.callback, train_resume; print(train_resume.__file__)'
   assert_output --partial "$venv/lib/"
+  # Under the command, a Python process of the job runs the bootstrap from share/.
+  run -0 --separate-stderr env -u PYTHONPATH PATH="$venv/bin:/usr/bin:/bin" train-resume -q \
+    -o "$OUT" -- "$venv/bin/python" -c 'import sys; print(sys.modules["train_resume.hook"].__file__)'
+  assert_output "$venv/share/train-resume/train_resume/hook.py"
 }
 
 @test "pip install prints nothing but pip's own lines" {
@@ -65,6 +69,10 @@ pip_install() {
   assert [ -L "$WORK/prefix/bin/train-resume" ]
   run -0 --separate-stderr "$WORK/prefix/bin/train-resume" -o "$OUT" -- printenv WANDB_RESUME
   assert_output allow
+  run -0 --separate-stderr env -u PYTHONPATH "$WORK/prefix/bin/train-resume" -o "$OUT" -- \
+    printenv PYTHONPATH
+  assert_output "$WORK/prefix/lib/train-resume/train_resume/bootstrap:$WORK/prefix/lib/train-resume"
+  assert [ -f "$WORK/prefix/lib/train-resume/train_resume/bootstrap/sitecustomize.py" ]
   ln -s "$WORK/prefix/bin/train-resume" "$WORK/tr-link"
   run -0 --separate-stderr "$WORK/tr-link" --version
   # Nothing was written into the repo.

@@ -1,10 +1,15 @@
-"""python -m train_resume [--no-resume-arg] [--no-callback] (SCRIPT | -m MODULE) [ARGS...]
+"""python -m train_resume [--resume-arg] [--no-callback] (SCRIPT | -m MODULE) [ARGS...]
 
 Run a trainer in this interpreter, as `python SCRIPT ARGS` or `python -m MODULE ARGS`
-would, after train-resume's decision: append ``--resume_from_checkpoint
-$TRAIN_RESUME_CHECKPOINT`` when resuming (unless ARGS carry one, or
---no-resume-arg) and give every transformers Trainer the WandbResumeCallback
-(unless --no-callback). The trainer's exit status is passed back unchanged.
+would, with train-resume's hand-off installed in it (train_resume.hook.activate, the
+same hand-off the bootstrap gives every Python process under train-resume): every
+transformers Trainer gets the WandbResumeCallback (unless --no-callback) and a
+train() without resume_from_checkpoint resumes from $TRAIN_RESUME_CHECKPOINT.
+--resume-arg (or TRAIN_RESUME_RESUME_ARG=1) also appends
+``--resume_from_checkpoint $TRAIN_RESUME_CHECKPOINT`` to ARGS when resuming, unless
+they carry one, for scripts that read it from their arguments (--no-resume-arg:
+not even with TRAIN_RESUME_RESUME_ARG=1). The trainer's exit status is passed back
+unchanged.
 """
 
 import os
@@ -12,6 +17,7 @@ import runpy
 import sys
 
 USAGE = __doc__.splitlines()[0]
+FLAGS = ("--resume-arg", "--no-resume-arg", "--no-callback", "-h", "--help")
 RESUME_FLAGS = ("--resume_from_checkpoint", "--resume-from-checkpoint")
 
 
@@ -36,13 +42,15 @@ def with_resume_arg(args, checkpoint):
 
 
 def main(argv):
-    resume_arg = callback = True
-    while argv and argv[0] in ("--no-resume-arg", "--no-callback", "-h", "--help"):
+    resume_arg = os.environ.get("TRAIN_RESUME_RESUME_ARG") == "1"
+    callback = True
+    while argv and argv[0] in FLAGS:
         flag = argv.pop(0)
         if flag in ("-h", "--help"):
             print(__doc__)
             return 0
-        resume_arg = resume_arg and flag != "--no-resume-arg"
+        if flag in ("--resume-arg", "--no-resume-arg"):
+            resume_arg = flag == "--resume-arg"
         callback = callback and flag != "--no-callback"
     module = None
     if argv[:1] == ["-m"] and len(argv) >= 2:
@@ -55,18 +63,9 @@ def main(argv):
     checkpoint = os.environ.get("TRAIN_RESUME_CHECKPOINT")
     if checkpoint and resume_arg:
         args = with_resume_arg(args, checkpoint)
-    rank = os.environ.get("RANK")
-    where = f" (rank {rank})" if rank is not None else ""
-    if checkpoint:
-        run_id = os.environ.get("WANDB_RUN_ID", "(new)")
-        mode = os.environ.get("WANDB_RESUME")
-        log(
-            f"▶ handing off{where}: resume from {checkpoint}, W&B run {run_id}, WANDB_RESUME={mode}"
-        )
-    if callback:
-        from train_resume.hook import install
+    from train_resume.hook import activate
 
-        install()
+    activate(callback=callback)
     if module is not None:
         sys.argv = [module, *args]  # runpy puts the module's file in argv[0]
         runpy.run_module(module, run_name="__main__", alter_sys=True)

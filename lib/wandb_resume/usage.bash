@@ -55,13 +55,27 @@ Environment:
   WANDB_RESUME_MODE           as --resume-mode
   WANDB_RESUME_LANG           en or zh (default: zh when LC_ALL/LANG start with zh)
   WANDB_DIR                   where W&B keeps its run folders (DIR/wandb)
-  TRAIN_RESUME_SHIM           0: run `python ...` COMMANDs as given, not through
-                              the shim (python -m train_resume)
+  TRAIN_RESUME_HOOK           0: no Python hand-off (the bootstrap is not put on
+                              PYTHONPATH, or is taken off it again)
+  TRAIN_RESUME_CALLBACK       0: Trainers get no WandbResumeCallback
+  TRAIN_RESUME_ALLOW_FRESH_START  1: a Trainer that starts at step 0 while the
+                              job resumes gets a warning instead of an error
+  TRAIN_RESUME_RESUME_ARG     1: also append --resume_from_checkpoint CHECKPOINT
+                              to `python SCRIPT` / `python -m MODULE` COMMANDs
+                              (run through python -m train_resume)
 
 Exported on a resume: WANDB_RUN_ID=<id>, WANDB_RESUME=must,
 TRAIN_RESUME_CHECKPOINT=<absolute path>, TRAIN_RESUME_RUN_ID_SOURCE=<source>.
 Resume without a run id: WANDB_RESUME=allow (and the checkpoint).
 New run: WANDB_RESUME=allow; TRAIN_RESUME_* unset; WANDB_RUN_ID not set by us.
+Always: PYTHONPATH=<root>/train_resume/bootstrap:<root>:... (the hand-off).
+
+The hand-off: every Python process COMMAND starts (python, torchrun, accelerate,
+deepspeed, trl, a shell script...) runs train-resume's sitecustomize first: each
+transformers Trainer gets the WandbResumeCallback, and train() called without
+resume_from_checkpoint resumes from TRAIN_RESUME_CHECKPOINT (a path the script
+gives wins; False is respected, with a warning). A Trainer that would start at
+step 0 while the job resumes stops with an error before the first step.
 
 --explain --json prints:
   {"mode": "resume"|"new", "checkpoint": PATH|null, "run_id": ID|null,

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import TRAIN_RESUME, run, shim
+from conftest import ROOT, TRAIN_RESUME, run, shim
 
 SHOW = textwrap.dedent(
     """
@@ -69,32 +69,58 @@ def test_an_uncaught_exception_shows_its_traceback_and_exits_1(work):
     assert "ValueError: boom" in result.stderr
 
 
-def test_appends_resume_from_checkpoint_when_resuming(work):
+def test_leaves_the_arguments_alone_by_default_when_resuming(work):
     write(work / "t.py", "import sys, json; print(json.dumps(sys.argv[1:]))\n")
     result = shim(["t.py", "--x", "1"], work, TRAIN_RESUME_CHECKPOINT="/ck/checkpoint-4")
+    assert json.loads(result.stdout) == ["--x", "1"]
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_resume_arg_appends_resume_from_checkpoint_when_resuming(work, how):
+    write(work / "t.py", "import sys, json; print(json.dumps(sys.argv[1:]))\n")
+    args, env = (["--resume-arg"], {}) if how == "flag" else ([], {"TRAIN_RESUME_RESUME_ARG": 1})
+    result = shim(
+        [*args, "t.py", "--x", "1"], work, TRAIN_RESUME_CHECKPOINT="/ck/checkpoint-4", **env
+    )
     assert json.loads(result.stdout) == ["--x", "1", "--resume_from_checkpoint", "/ck/checkpoint-4"]
 
 
-def test_adds_nothing_on_a_new_run(work):
+def test_resume_arg_adds_nothing_on_a_new_run(work):
     write(work / "t.py", "import sys, json; print(json.dumps(sys.argv[1:]))\n")
-    assert json.loads(shim(["t.py", "--x", "1"], work).stdout) == ["--x", "1"]
+    assert json.loads(shim(["--resume-arg", "t.py", "--x", "1"], work).stdout) == ["--x", "1"]
 
 
-def test_keeps_the_trainers_own_resume_arg_and_warns_when_it_differs(work):
+def test_resume_arg_keeps_the_trainers_own_resume_arg_and_warns_when_it_differs(work):
     write(work / "t.py", "import sys, json; print(json.dumps(sys.argv[1:]))\n")
     ck = "/ck/checkpoint-4"
-    same = shim(["t.py", f"--resume_from_checkpoint={ck}"], work, TRAIN_RESUME_CHECKPOINT=ck)
+    same = shim(
+        ["--resume-arg", "t.py", f"--resume_from_checkpoint={ck}"], work, TRAIN_RESUME_CHECKPOINT=ck
+    )
     assert json.loads(same.stdout) == [f"--resume_from_checkpoint={ck}"]
     assert "differs" not in same.stderr
-    other = shim(["t.py", "--resume-from-checkpoint", "/x/c-2"], work, TRAIN_RESUME_CHECKPOINT=ck)
+    other = shim(
+        ["--resume-arg", "t.py", "--resume-from-checkpoint", "/x/c-2"],
+        work,
+        TRAIN_RESUME_CHECKPOINT=ck,
+    )
     assert json.loads(other.stdout) == ["--resume-from-checkpoint", "/x/c-2"]
     assert "differs from the decision" in other.stderr
 
 
-def test_no_resume_arg_turns_the_resume_arg_off(work):
+def test_no_resume_arg_turns_the_resume_arg_env_off(work):
     write(work / "t.py", "import sys, json; print(json.dumps(sys.argv[1:]))\n")
-    result = shim(["--no-resume-arg", "t.py"], work, TRAIN_RESUME_CHECKPOINT="/ck/checkpoint-4")
+    result = shim(
+        ["--no-resume-arg", "t.py"],
+        work,
+        TRAIN_RESUME_CHECKPOINT="/ck/checkpoint-4",
+        TRAIN_RESUME_RESUME_ARG=1,
+    )
     assert json.loads(result.stdout) == []
+
+
+def test_the_shim_installs_the_hand_off_in_its_own_process(work):
+    write(work / "t.py", "import sys; print(type(sys.meta_path[0]).__name__)\n")
+    assert shim(["t.py"], work).stdout.strip() == "_Hook"
 
 
 def test_without_a_script_it_is_a_usage_error(work):
@@ -105,7 +131,7 @@ def test_without_a_script_it_is_a_usage_error(work):
 
 def test_importing_the_callback_and_hook_imports_neither_transformers_nor_wandb(work):
     code = (
-        "import sys, train_resume.callback, train_resume.hook as h; h.install();"
+        "import sys, train_resume.callback, train_resume.hook as h; h.activate();"
         "print(sorted(m for m in ('transformers', 'wandb', 'torch') if m in sys.modules))"
     )
     result = run([sys.executable, "-c", code], work)
@@ -113,20 +139,44 @@ def test_importing_the_callback_and_hook_imports_neither_transformers_nor_wandb(
     assert result.stdout.strip() == "[]"
 
 
-def test_train_resume_sends_python_scripts_through_the_shim(work):
-    """`train-resume -- python -u t.py a`: the flags stay, the shim adds the resume arg."""
-    write(work / "t.py", "import sys, json; print(json.dumps(sys.argv))\n")
+def resuming(out, step=2):
+    """OUT with one complete checkpoint-STEP, so that train-resume decides to resume."""
+    (out / f"checkpoint-{step}").mkdir(parents=True)
+    (out / f"checkpoint-{step}" / "trainer_state.json").write_text(f'{{"global_step": {step}}}\n')
+    return out / f"checkpoint-{step}"
+
+
+SEEN = (
+    "import json, os, sys; print(json.dumps({'argv': sys.argv,"
+    " 'hook': type(sys.meta_path[0]).__name__,"
+    " 'sitecustomize': getattr(sys.modules.get('sitecustomize'), '__file__', None),"
+    " 'transformers': 'transformers' in sys.modules}))\n"
+)
+
+
+def test_train_resume_runs_python_scripts_as_given_with_the_hand_off_installed(work):
+    """`train-resume -- python -u t.py a`: argv untouched; the bootstrap installed the hook
+    and imported nothing heavy."""
+    write(work / "t.py", SEEN)
     out = work / "out"
-    (out / "checkpoint-2").mkdir(parents=True)
-    (out / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}\n')
+    resuming(out)
     result = run([TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-u", "t.py", "a"], work)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [
-        "t.py",
-        "a",
-        "--resume_from_checkpoint",
-        str(out / "checkpoint-2"),
-    ]
+    seen = json.loads(result.stdout)
+    assert seen["argv"] == ["t.py", "a"]
+    assert seen["hook"] == "_Hook"
+    assert seen["sitecustomize"] == str(ROOT / "train_resume" / "bootstrap" / "sitecustomize.py")
+    assert seen["transformers"] is False
+
+
+def test_train_resume_gives_the_hand_off_to_python_processes_started_by_a_shell_script(work):
+    write(work / "t.py", SEEN)
+    write(work / "run.sh", '#!/bin/sh\nexec "$PY" t.py "$@"\n').chmod(0o755)
+    result = run(
+        [TRAIN_RESUME, "-q", "-o", work / "out", "--", "./run.sh", "x"], work, PY=sys.executable
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["hook"] == "_Hook"
 
 
 def test_train_resume_runs_python_c_as_given(work):
@@ -138,17 +188,41 @@ def test_train_resume_runs_python_c_as_given(work):
     assert result.stdout.strip() == "as given"
 
 
-def test_train_resume_sends_python_m_modules_through_the_shim(work):
+def test_train_resume_resume_arg_sends_python_scripts_through_the_shim(work):
+    """TRAIN_RESUME_RESUME_ARG=1 `train-resume -- python -u t.py a`: the flags stay, the
+    shim appends the resume arg."""
+    write(work / "t.py", "import sys, json; print(json.dumps(sys.argv))\n")
+    out = work / "out"
+    checkpoint = resuming(out)
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-u", "t.py", "a"]
+    result = run(cmd, work, TRAIN_RESUME_RESUME_ARG=1)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["t.py", "a", "--resume_from_checkpoint", str(checkpoint)]
+
+
+def test_train_resume_resume_arg_sends_python_m_modules_through_the_shim(work):
     pkg = work / "mypkg"
     pkg.mkdir()
     write(pkg / "__init__.py", "")
     write(pkg / "train.py", "import sys, json; print(json.dumps(sys.argv[1:]))\n")
     out = work / "out"
-    (out / "checkpoint-3").mkdir(parents=True)
-    (out / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3}\n')
+    checkpoint = resuming(out, 3)
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-m", "mypkg.train"]
+    result = run(cmd, work, TRAIN_RESUME_RESUME_ARG=1)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["--resume_from_checkpoint", str(checkpoint)]
+
+
+def test_train_resume_sends_python_m_modules_as_given_by_default(work):
+    pkg = work / "mypkg"
+    pkg.mkdir()
+    write(pkg / "__init__.py", "")
+    write(pkg / "train.py", "import sys, json; print(json.dumps(sys.argv[1:]))\n")
+    out = work / "out"
+    resuming(out, 3)
     result = run([TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-m", "mypkg.train"], work)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == ["--resume_from_checkpoint", str(out / "checkpoint-3")]
+    assert json.loads(result.stdout) == []
 
 
 def test_accelerate_launch_runs_the_shim_in_each_process(work):
@@ -157,43 +231,111 @@ def test_accelerate_launch_runs_the_shim_in_each_process(work):
         pytest.skip("accelerate is not installed (make venv-ml)")
     write(work / "t.py", "import sys, json; print(json.dumps(sys.argv[1:]), flush=True)\n")
     out = work / "out"
-    (out / "checkpoint-5").mkdir(parents=True)
-    (out / "checkpoint-5" / "trainer_state.json").write_text('{"global_step": 5}\n')
+    checkpoint = resuming(out, 5)
     cmd = [TRAIN_RESUME, "-q", "-o", out, "--", accelerate, "launch", "--cpu"]
     cmd += ["--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no"]
-    cmd += ["--dynamo_backend", "no", "-m", "train_resume", "t.py", "--x", "1"]
+    cmd += ["--dynamo_backend", "no", "-m", "train_resume", "--resume-arg", "t.py", "--x", "1"]
     result = run(cmd, work)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == [
         "--x",
         "1",
         "--resume_from_checkpoint",
-        str(out / "checkpoint-5"),
+        str(checkpoint),
     ]
 
 
 def test_train_resume_keeps_interpreter_flags_with_a_value_before_the_shim(work):
     write(work / "t.py", "import sys, json; print(json.dumps(sys.argv))\n")
     out = work / "out"
-    (out / "checkpoint-2").mkdir(parents=True)
-    (out / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}\n')
+    checkpoint = resuming(out)
     cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-W", "ignore", "-u", "t.py"]
-    result = run(cmd, work)
+    result = run(cmd, work, TRAIN_RESUME_RESUME_ARG=1)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [
-        "t.py",
-        "--resume_from_checkpoint",
-        str(out / "checkpoint-2"),
-    ]
+    assert json.loads(result.stdout) == ["t.py", "--resume_from_checkpoint", str(checkpoint)]
 
 
-def test_train_resume_shim_0_runs_python_as_given(work):
-    write(work / "t.py", "import sys, json; print(json.dumps(sys.argv))\n")
+def test_train_resume_hook_0_runs_python_without_the_hand_off(work):
+    write(work / "t.py", SEEN)
     out = work / "out"
-    (out / "checkpoint-2").mkdir(parents=True)
-    (out / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}\n')
+    resuming(out)
     result = run(
-        [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "t.py"], work, TRAIN_RESUME_SHIM=0
+        [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "t.py"], work, TRAIN_RESUME_HOOK=0
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == ["t.py"]
+    seen = json.loads(result.stdout)
+    assert seen["hook"] != "_Hook"
+    assert seen["sitecustomize"] is None
+
+
+def test_the_bootstrap_installs_nothing_with_train_resume_hook_0_set_later(work):
+    write(work / "t.py", SEEN)
+    bootstrap = ROOT / "train_resume" / "bootstrap"
+    result = run(
+        [sys.executable, "t.py"], work, PYTHONPATH=f"{bootstrap}:{ROOT}", TRAIN_RESUME_HOOK=0
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["hook"] != "_Hook"
+
+
+def test_the_bootstrap_warns_and_goes_on_when_train_resume_cannot_be_imported(work):
+    """An interpreter where train_resume does not import (here: a broken one first)."""
+    broken = work / "broken" / "train_resume"
+    broken.mkdir(parents=True)
+    write(broken / "__init__.py", "raise ImportError('simulated')\n")
+    write(work / "t.py", "print('ran')\n")
+    bootstrap = ROOT / "train_resume" / "bootstrap"
+    result = run([sys.executable, "t.py"], work, PYTHONPATH=f"{bootstrap}:{broken.parent}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ran"
+    assert "train-resume: ⚠️ no hand-off in" in result.stderr
+    assert "cannot import train_resume (simulated)" in result.stderr
+
+
+USER_SITE = """
+import builtins, os
+builtins.USER_SITECUSTOMIZE_RAN = __name__
+"""
+
+
+def test_an_existing_sitecustomize_on_the_users_path_still_runs(work):
+    user = work / "user site"
+    user.mkdir()
+    write(user / "sitecustomize.py", USER_SITE)
+    write(
+        work / "t.py",
+        "import builtins, json, sys\n"
+        "print(json.dumps({'ran': getattr(builtins, 'USER_SITECUSTOMIZE_RAN', None),"
+        " 'module': sys.modules['sitecustomize'].__file__,"
+        " 'hook': type(sys.meta_path[0]).__name__}))\n",
+    )
+    out = work / "out"
+    resuming(out)
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "t.py"]
+    result = run(cmd, work, PYTHONPATH=user)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen == {
+        "ran": "sitecustomize",
+        "module": str(user / "sitecustomize.py"),
+        "hook": "_Hook",
+    }
+
+
+def test_a_failing_sitecustomize_of_the_user_fails_as_it_would_without_us(work):
+    user = work / "user"
+    user.mkdir()
+    write(user / "sitecustomize.py", "raise RuntimeError('their own bug')\n")
+    write(work / "t.py", "import sys; print(type(sys.meta_path[0]).__name__)\n")
+    without = run([sys.executable, "t.py"], work, PYTHONPATH=user)
+    result = run(
+        [TRAIN_RESUME, "-q", "-o", work / "out", "--", sys.executable, "t.py"],
+        work,
+        PYTHONPATH=user,
+    )
+    assert result.returncode == without.returncode == 0, result.stderr
+    assert "Error in sitecustomize; set PYTHONVERBOSE for traceback:" in without.stderr
+    assert "RuntimeError: their own bug" in without.stderr
+    assert "Error in sitecustomize; set PYTHONVERBOSE for traceback:" in result.stderr
+    assert "RuntimeError: their own bug" in result.stderr
+    assert result.stdout.strip() == "_Hook"
