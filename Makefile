@@ -13,7 +13,7 @@ BATS := $(DEPS)/node_modules/bats/bin/bats
 BATS_VERSION := 1.13.0
 BATS_SUPPORT_VERSION := 0.3.0
 BATS_ASSERT_VERSION := 2.2.4
-SHELL_FILES := bin/train-resume lib/wandb_resume.sh $(wildcard lib/wandb_resume/*.bash) $(wildcard tests/*.bats tests/test_helper/*.bash tests/slurm/*.sh examples/slurm/*.sbatch .ci/run)
+SHELL_FILES := bin/train-resume lib/wandb_resume.sh $(wildcard lib/wandb_resume/*.bash) $(wildcard tests/*.bats tests/test_helper/*.bash tests/slurm/*.sh tests/python/shapes/*.sh examples/slurm/*.sbatch .ci/run)
 PY_FILES := $(wildcard train_resume examples tests bench)
 N ?= 20
 

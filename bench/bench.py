@@ -1,4 +1,6 @@
-"""make bench: time the full decision on synthetic trees; print one table.
+"""make bench: time the full decision on synthetic trees; print one table. Then what
+sourcing the library costs, and what the Python hand-off (the bootstrap) adds to
+`python -c pass`.
 
 For each tree (bench/generate.py): `bin/train-resume --explain --json` against the
 plain-Python reference of the same decision (bench/reference.py) and against `jq`
@@ -23,14 +25,16 @@ TRAIN_RESUME = ROOT / "bin" / "train-resume"
 TARGETS = {"typical": "<= 1/3 of python3 -c pass", "huge": "<= 0.1 s, <= 20 MB", "wide": "<= 0.5 s"}
 
 
-def measure(cmd, runs):
+def measure(cmd, runs, env=None):
     """Median wall time (s) and peak RSS (MB, the largest process) of CMD over RUNS runs.
     The RSS comes from GNU time, which starts CMD from a small process of its own."""
     times, peak = [], 0.0
     timer = ["/usr/bin/time", "-f", "%M"] if os.path.exists("/usr/bin/time") else []
     for _ in range(runs):
         start = time.perf_counter()
-        proc = subprocess.run([*timer, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.run(
+            [*timer, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+        )
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             raise SystemExit(f"{cmd} failed: {proc.stderr[-500:]!r}")
@@ -100,6 +104,7 @@ def main():
         )
     print(f"\ntypical / `python3 -c pass` = {rows[0][1] / python_pass:.2f} (target <= 0.33)")
     print_source_cost(runs)
+    print_bootstrap_cost(runs)
 
 
 # The library as one file, before it was split into lib/wandb_resume/*.bash.
@@ -131,6 +136,27 @@ def print_source_cost(runs):
             before = source_cost(single.name, runs)
         line += f"; as one file ({SINGLE_FILE_COMMIT}): {before:.2f} ms"
     print(line)
+
+
+def print_bootstrap_cost(runs, loops=20):
+    """What the Python hand-off costs a process that never imports transformers:
+    `python -c pass` without and with the bootstrap on PYTHONPATH (as a decision puts it,
+    resuming), medians of max(RUNS, LOOPS) runs each, interleaved."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAIN_RESUME_", "PYTHON"))}
+    with_boot = dict(env, TRAIN_RESUME_CHECKPOINT="/nowhere/checkpoint-2")
+    with_boot["PYTHONPATH"] = f"{ROOT / 'train_resume' / 'bootstrap'}{os.pathsep}{ROOT}"
+    cmd = [sys.executable, "-c", "pass"]
+    n = max(runs, loops)
+    bare, boot = [], []
+    for _ in range(n):
+        bare.append(measure(cmd, 1, env)[0])
+        boot.append(measure(cmd, 1, with_boot)[0])
+    bare_t, boot_t = statistics.median(bare), statistics.median(boot)
+    print(
+        f"python -c pass: {bare_t * 1000:.1f} ms; with the bootstrap (train_resume/bootstrap "
+        f"first on PYTHONPATH): {boot_t * 1000:.1f} ms (+{(boot_t - bare_t) * 1000:.1f} ms; "
+        f"median of {n} each)"
+    )
 
 
 def jq_version():

@@ -1,0 +1,66 @@
+"""A plain transformers Trainer script (tiny causal LM, built in code) that knows
+nothing of train-resume: it calls bare ``trainer.train()``.
+
+    python causal_lm.py --output_dir OUT [--max_steps 6] [--save_steps 2]
+                        [--resume false|bypass|PATH]
+
+--resume is for the hand-off tests only: ``false`` calls
+``train(resume_from_checkpoint=False)``, ``bypass`` uses a Trainer subclass whose
+train() goes around Trainer.train, a PATH is passed to train() as given.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples"))
+os.environ.setdefault("WANDB_MODE", "offline")
+
+from datasets import Dataset  # noqa: E402
+from tiny_grpo import PROMPTS, build_model, build_tokenizer  # noqa: E402
+from transformers import Trainer, TrainingArguments  # noqa: E402
+
+
+class BypassTrainer(Trainer):
+    """Trains without going through Trainer.train (as some custom loops do)."""
+
+    def train(self, *args, **kwargs):
+        return self._inner_training_loop(args=self.args)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--max_steps", type=int, default=6)
+    parser.add_argument("--save_steps", type=int, default=2)
+    parser.add_argument("--resume")
+    opts = parser.parse_args()
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, 0)
+    enc = tokenizer(PROMPTS, padding="max_length", max_length=12, truncation=True)
+    data = Dataset.from_dict({"input_ids": enc["input_ids"], "labels": enc["input_ids"]})
+    args = TrainingArguments(
+        output_dir=opts.output_dir,
+        max_steps=opts.max_steps,
+        save_steps=opts.save_steps,
+        logging_steps=1,
+        per_device_train_batch_size=2,
+        learning_rate=1e-3,
+        report_to=["wandb"],
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+    )
+    cls = BypassTrainer if opts.resume == "bypass" else Trainer
+    trainer = cls(model=model, args=args, train_dataset=data)
+    if opts.resume in (None, "bypass"):
+        trainer.train()
+    elif opts.resume == "false":
+        trainer.train(resume_from_checkpoint=False)
+    else:
+        trainer.train(resume_from_checkpoint=opts.resume)
+
+
+if __name__ == "__main__":
+    main()
