@@ -24,7 +24,47 @@
 # (the one `eval` puts back the caller's traps from bash's own `trap -p`);
 # checkpoints are only read, never written.
 
-[[ -n ${_WANDB_RESUME_LOADED:-} ]] && return 0
+# The load guard. Up to the bash check this is plain POSIX sh, so that dash, zsh,
+# a POSIX-mode bash or a bash older than 4.4 get one line on stderr and a non-zero
+# return: never an exit, never a half-loaded library (_WANDB_RESUME_LOADED is set
+# last). Words are quoted (\printf) until alias expansion is off, so that a
+# caller's aliases cannot change them.
+if [ -z "${BASH_VERSION:-}" ]; then
+  \printf '%s\n' 'wandb_resume.sh: needs bash >= 4.4, and this shell is not bash: run the job script with bash (#!/usr/bin/env bash)' >&2
+  \return 1
+fi
+case ":${SHELLOPTS:-}:" in
+  *:posix:*)
+    \printf '%s\n' 'wandb_resume.sh: bash is in POSIX mode (set -o posix, or started as sh): run "set +o posix" before sourcing, or start the script with bash' >&2
+    \return 1
+    ;;
+esac
+
+# Everything below is read with alias expansion off (a caller's `alias printf=...`
+# must not change our functions); the caller's setting is put back at the end.
+if \shopt -q expand_aliases; then _WANDB_RESUME_ALIASES=1; else _WANDB_RESUME_ALIASES=''; fi
+\shopt -u expand_aliases
+
+# Put the caller's alias expansion back (the end of loading, or a part that failed).
+wandb_resume::_loaded() {
+  [[ -n $_WANDB_RESUME_ALIASES ]] && shopt -s expand_aliases
+  unset _WANDB_RESUME_ALIASES
+  return "$1"
+}
+
+# Whether bash MAJOR.MINOR is one this library supports (>= 4.4: `local -`,
+# mapfile -d). Arguments: MAJOR MINOR. Returns: 0 supported, 1 not.
+wandb_resume::_bash_supported() {
+  [ "$1" -gt 4 ] || { [ "$1" -eq 4 ] && [ "$2" -ge 4 ]; }
+}
+if ! wandb_resume::_bash_supported "${BASH_VERSINFO[0]}" "${BASH_VERSINFO[1]}"; then
+  printf '%s\n' "wandb_resume.sh: needs bash >= 4.4, this is bash $BASH_VERSION: install a newer bash (or module load bash)" >&2
+  wandb_resume::_loaded 1
+  unset -f wandb_resume::_bash_supported wandb_resume::_loaded
+  return 1
+fi
+
+[[ -n ${_WANDB_RESUME_LOADED:-} ]] && wandb_resume::_loaded 0 && return 0
 _WANDB_RESUME_VERSION=0.1.0
 
 # The parts, from the folder beside this file's real path (it may be a symlink).
@@ -40,30 +80,29 @@ unset _WANDB_RESUME_T
 _WANDB_RESUME_LIB=${_WANDB_RESUME_LIB%/*}/wandb_resume
 # Each part is one concern (shellcheck follows them from here).
 # shellcheck source=lib/wandb_resume/guest.bash
-source "$_WANDB_RESUME_LIB/guest.bash" || return 1
+source "$_WANDB_RESUME_LIB/guest.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/messages.bash
-source "$_WANDB_RESUME_LIB/messages.bash" || return 1
+source "$_WANDB_RESUME_LIB/messages.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/usage.bash
-source "$_WANDB_RESUME_LIB/usage.bash" || return 1
+source "$_WANDB_RESUME_LIB/usage.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/options.bash
-source "$_WANDB_RESUME_LIB/options.bash" || return 1
+source "$_WANDB_RESUME_LIB/options.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/config.bash
-source "$_WANDB_RESUME_LIB/config.bash" || return 1
+source "$_WANDB_RESUME_LIB/config.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/state.bash
-source "$_WANDB_RESUME_LIB/state.bash" || return 1
+source "$_WANDB_RESUME_LIB/state.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/checkpoint.bash
-source "$_WANDB_RESUME_LIB/checkpoint.bash" || return 1
+source "$_WANDB_RESUME_LIB/checkpoint.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/run_id.bash
-source "$_WANDB_RESUME_LIB/run_id.bash" || return 1
+source "$_WANDB_RESUME_LIB/run_id.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/json.bash
-source "$_WANDB_RESUME_LIB/json.bash" || return 1
+source "$_WANDB_RESUME_LIB/json.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/export.bash
-source "$_WANDB_RESUME_LIB/export.bash" || return 1
+source "$_WANDB_RESUME_LIB/export.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/decide.bash
-source "$_WANDB_RESUME_LIB/decide.bash" || return 1
+source "$_WANDB_RESUME_LIB/decide.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/supervise.bash
-source "$_WANDB_RESUME_LIB/supervise.bash" || return 1
-_WANDB_RESUME_LOADED=1
+source "$_WANDB_RESUME_LIB/supervise.bash" || wandb_resume::_loaded 1 || return 1
 
 #######################################
 # Decide, log and export (see wandb_resume::usage for the options).
@@ -132,25 +171,35 @@ wandb_resume::check_run_id() {
 
 #######################################
 # Run a training command under supervision in a (SLURM) batch script: forward the
-# pre-timeout or preemption signal to it for a graceful save-and-stop, wait for it,
-# then requeue the job unless the run is finished (DONE marker in the output dir)
-# or SLURM_RESTART_COUNT reached the cap. A finished run writes DONE and is never
-# run or requeued again.
+# pre-timeout or preemption signal to its process group for a graceful
+# save-and-stop, wait for it (in any shell mode), then requeue the job unless the
+# run is finished or SLURM_RESTART_COUNT reached the cap. Finished: exit 0 and the
+# newest checkpoint reached max_steps; then DONE is written in the output dir and
+# the run is never run or requeued again. Exit 128+N (stopped on signal N) is
+# preempted: requeued, never DONE.
 # Arguments: [--output-dir DIR] [--max-restarts N] [--signal SIG] [--] COMMAND...
 # Outputs: logs on stderr.
-# Returns: COMMAND's exit status; 0 when DONE was already there; 2 usage error.
+# Returns: COMMAND's exit status (128+N: it stopped on signal N, preempted); 0
+#   when DONE was already there; 1 a SLURM_* number is not a number (nothing run)
+#   or DONE cannot be written; 2 usage error.
 # Globals: reads SLURM_JOB_ID, SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID,
-#   SLURM_RESTART_COUNT. Its traps for SIG and TERM last while it runs; the
-#   caller's are put back.
+#   SLURM_RESTART_COUNT (digits only, never evaluated). Its traps for SIG and TERM
+#   last until the requeue is done; the caller's are put back.
 #######################################
 wandb_resume::supervise() {
-  local _wr_traps _wr_rc=0
+  local _wr_traps _wr_rc=0 _wr_aliases=''
   _wr_traps=$(trap -p)
   wandb_resume::_guest wandb_resume::_supervise "$@" || _wr_rc=$?
   # Put back the caller's traps: `trap -p` printed them as shell code (bash's own
-  # output, not data from a file).
+  # output, not data from a file), read here with the caller's aliases off.
   trap - USR1 USR2 TERM INT HUP
+  shopt -q expand_aliases && _wr_aliases=1 && shopt -u expand_aliases
   eval "$_wr_traps"
+  [[ -n $_wr_aliases ]] && shopt -s expand_aliases
   unset _WANDB_RESUME_STOP
   return "$_wr_rc"
 }
+
+# Loaded: only now (a part that failed to load left this unset).
+_WANDB_RESUME_LOADED=1
+wandb_resume::_loaded 0

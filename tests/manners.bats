@@ -112,3 +112,77 @@ check_manners() {
   assert_output '$(touch pwned)'
   assert [ ! -e pwned ]
 }
+
+# The one line a refused load prints, for SHELL (a word in it).
+refused_posix='wandb_resume.sh: bash is in POSIX mode (set -o posix, or started as sh): run "set +o posix" before sourcing, or start the script with bash'
+
+@test "sourcing from dash gives one clear line and returns non-zero; the caller goes on" {
+  command -v dash >/dev/null || skip 'no dash here'
+  run --separate-stderr dash -c '. "$1"; echo "returned $?"; echo still here' _ "$LIB"
+  assert_success
+  assert_output $'returned 1\nstill here'
+  assert_stderr 'wandb_resume.sh: needs bash >= 4.4, and this shell is not bash: run the job script with bash (#!/usr/bin/env bash)'
+}
+
+@test "sourcing from a POSIX-mode bash gives one clear line, loads nothing, and the caller goes on" {
+  local probe='. "$1"; echo "returned $? loaded=${_WANDB_RESUME_LOADED-no}"; type -t wandb_resume::configure || echo "no functions"'
+  run --separate-stderr bash -c "set -o posix; $probe" _ "$LIB"
+  assert_output $'returned 1 loaded=no\nno functions'
+  assert_stderr "$refused_posix"
+  # bash started as sh, and an interactive POSIX shell (it used to set the guard
+  # and define nothing)
+  run --separate-stderr bash -c "exec -a sh bash -c '$probe' _ \"\$1\"" _ "$LIB"
+  assert_output $'returned 1 loaded=no\nno functions'
+  assert_stderr "$refused_posix"
+  run --separate-stderr bash --posix -i -c "$probe" _ "$LIB"
+  assert_output $'returned 1 loaded=no\nno functions'
+  assert_stderr --partial "$refused_posix"
+  # once out of POSIX mode, the same shell loads it
+  run bash -c "set -o posix; . \"\$1\" 2>/dev/null; set +o posix; . \"\$1\"; type -t wandb_resume::configure" _ "$LIB"
+  assert_output function
+}
+
+@test "the version check refuses bash older than 4.4 (checked by its logic: no old bash here)" {
+  run bash -c 'source "$1"
+    for v in "3 2" "4 0" "4 3" "4 4" "5 0" "5 2" "6 0"; do
+      wandb_resume::_bash_supported $v && echo "$v ok" || echo "$v refused"
+    done' _ "$LIB"
+  assert_output $'3 2 refused\n4 0 refused\n4 3 refused\n4 4 ok\n5 0 ok\n5 2 ok\n6 0 ok'
+}
+
+@test "a part that fails to load leaves the library unloaded (no guard set), the caller running" {
+  cp -R "$ROOT/lib" "$WORK/lib"
+  printf 'return 1\n' >"$WORK/lib/wandb_resume/json.bash"
+  run bash -c 'shopt -s expand_aliases; source "$1"; echo "returned $? loaded=${_WANDB_RESUME_LOADED-no}";
+    shopt -q expand_aliases && echo "aliases still on"' _ "$WORK/lib/wandb_resume.sh"
+  assert_output $'returned 1 loaded=no\naliases still on'
+}
+
+@test "the caller's BASH_REMATCH survives our calls" {
+  make_state "$WORK/o/checkpoint-2" 2
+  run bash -c 'source "$1"
+    [[ "key=value" =~ ^([a-z]+)=(.*)$ ]]
+    before=$(declare -p BASH_REMATCH)
+    wandb_resume::check_run_id "a:b" >/dev/null
+    wandb_resume::configure -o "$2" --config /dev/null 2>/dev/null
+    wandb_resume::run_id_from_wandb_dir "$2" >/dev/null 2>&1
+    wandb_resume::supervise -- true 2>/dev/null
+    after=$(declare -p BASH_REMATCH)
+    [[ $before == "$after" ]] && echo same || printf "%s\n%s\n" "$before" "$after"' _ "$LIB" "$WORK/o"
+  assert_output same
+}
+
+@test "the caller's aliases (printf, jq, local, return) change nothing in what we do" {
+  make_state "$WORK/o/checkpoint-2" 2
+  local plain
+  run -0 --separate-stderr bash -c 'source "$1"; wandb_resume::configure -o "$2" --explain --json' _ "$LIB" "$WORK/o"
+  plain="$output|$stderr"
+  run -0 --separate-stderr bash -c 'shopt -s expand_aliases
+    alias printf="printf ALIASED" jq="echo JQ" local="echo LOCAL" return="echo RETURN;" setsid=false
+    source "$1"; wandb_resume::configure -o "$2" --explain --json' _ "$LIB" "$WORK/o"
+  assert_equal "$output|$stderr" "$plain"
+  run --separate-stderr bash -c 'shopt -s expand_aliases; alias printf="printf ALIASED"; alias env=false
+    source "$1"; wandb_resume::supervise -- printf "%s\n" ran; echo "returned $?"
+    shopt -q expand_aliases && alias printf' _ "$LIB"
+  assert_output $'ran\nreturned 0\nalias printf=\'printf ALIASED\''
+}

@@ -12,6 +12,14 @@ setup() {
   mkdir -p "$OUT"
 }
 
+# A fake scontrol on PATH that records its arguments in $OUT/scontrol.log.
+fake_scontrol() {
+  mkdir -p "$WORK/bin"
+  printf '#!/bin/sh\nprintf "%%s\\n" "$*" >>"$OUT/scontrol.log"\n' >"$WORK/bin/scontrol"
+  chmod +x "$WORK/bin/scontrol"
+  export PATH="$WORK/bin:$PATH"
+}
+
 # Run bash SCRIPT with the library sourced; stdout and stderr apart.
 in_bash() {
   run --separate-stderr bash -c 'source "$1"; shift; eval "$1"' _ "$LIB" "$1"
@@ -90,4 +98,137 @@ in_bash() {
   in_bash 'wandb_resume::supervise --signal KILL -- true'
   assert_failure 2
   assert_stderr --partial '--signal must be USR1, USR2, TERM, INT or HUP, not: KILL'
+}
+
+@test "a trainer that stopped on a signal (exit 128+N) is preempted: requeued, never DONE" {
+  fake_scontrol
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$WORK/saved" 4
+  # It saves checkpoint-4, then ends on USR1 (as the callback does: exit 138).
+  SLURM_JOB_ID=42 SLURM_RESTART_COUNT=1 WORK=$WORK in_bash \
+    'wandb_resume::supervise -o "$OUT" -- bash -c "mv \"\$WORK/saved\" \"\$OUT/checkpoint-4\"; kill -USR1 \$\$"'
+  assert_failure 138
+  assert [ ! -e "$OUT/DONE" ]
+  assert_equal "$(cat "$OUT/scontrol.log")" 'requeue 42'
+  assert_stderr --partial '🔁 preempted: the trainer saved and stopped on SIGUSR1 (exit 138), newest checkpoint now checkpoint-4; requeued job 42 (restart 2 of at most 5)'
+}
+
+@test "exit 0 before max_steps is not finished: no DONE, requeued" {
+  fake_scontrol
+  make_state "$OUT/checkpoint-2" 2
+  SLURM_JOB_ID=42 in_bash 'wandb_resume::supervise -o "$OUT" -- true'
+  assert_success
+  assert [ ! -e "$OUT/DONE" ]
+  assert_equal "$(cat "$OUT/scontrol.log")" 'requeue 42'
+  assert_stderr --partial '🔁 exited 0 before the end: checkpoint-2 is at step 2 of max_steps 6, no progress: newest checkpoint still checkpoint-2; requeued job 42'
+}
+
+@test "exit 0 with the newest checkpoint at max_steps is finished: DONE, no requeue" {
+  fake_scontrol
+  make_state "$OUT/checkpoint-6" 6
+  SLURM_JOB_ID=42 in_bash 'wandb_resume::supervise -o "$OUT" -- true'
+  assert_success
+  assert [ -f "$OUT/DONE" ]
+  assert [ ! -e "$OUT/scontrol.log" ]
+}
+
+@test "exit 0 with a checkpoint whose max_steps cannot be read is not called finished" {
+  make_state "$OUT/checkpoint-6" 6 'del(.max_steps)'
+  in_bash 'wandb_resume::supervise -o "$OUT" -- true'
+  assert_success
+  assert [ ! -e "$OUT/DONE" ]
+  assert_stderr --partial 'exited 0, but checkpoint-6/trainer_state.json has no whole global_step and max_steps: cannot tell that it finished'
+}
+
+@test "hostile SLURM numbers are errors: never evaluated, nothing run, the caller goes on" {
+  local v
+  for v in x 1.5 'x[$(touch pwned)]' '$(touch pwned2)' '-1' '1 + 1' "$(printf '9%.0s' {1..19})"; do
+    SLURM_RESTART_COUNT=$v in_bash 'set -e; wandb_resume::supervise -o "$OUT" -- touch "$OUT/ran" || echo "returned $?"; echo still here'
+    assert_success
+    assert_output $'returned 1\nstill here'
+    assert_stderr "train-resume: ❌ error: supervise: SLURM_RESTART_COUNT='$v': not a number; nothing run"
+  done
+  SLURM_JOB_ID='1;touch pwned3' in_bash 'wandb_resume::supervise -- touch "$OUT/ran"'
+  assert_failure 1
+  assert_stderr --partial "SLURM_JOB_ID='1;touch pwned3': not a number"
+  SLURM_ARRAY_JOB_ID=7 SLURM_ARRAY_TASK_ID='a[$(touch pwned4)]' in_bash 'wandb_resume::supervise -- true'
+  assert_failure 1
+  run find "$WORK" "$HOME" -name 'pwned*' -o -name ran
+  assert_output ''
+}
+
+@test "SLURM numbers with leading zeros are read in base 10" {
+  fake_scontrol
+  SLURM_JOB_ID=042 SLURM_RESTART_COUNT=08 in_bash 'wandb_resume::supervise --max-restarts 09 -- false'
+  assert_failure 1
+  assert_stderr --partial 'requeued job 42 (restart 9 of at most 9)'
+}
+
+@test "a DONE that cannot be written is an error with the reason" {
+  open_workdir
+  mkdir -p "$OUT"
+  chmod 555 "$OUT"
+  run --separate-stderr as_nobody bash -c 'source "$1"; wandb_resume::supervise -o "$2" -- true' _ "$LIB" "$OUT"
+  cleanup_workdir
+  assert_failure 1
+  assert_stderr --partial "❌ error: finished, but cannot write $OUT/DONE: permission denied (owner root:root dr-xr-xr-x; running as nobody)"
+  refute_stderr --partial 'wrote'
+}
+
+@test "under set -m it waits for the command and forwards the signal to its whole process group" {
+  cat >"$WORK/worker.sh" <<'SH'
+trap 'touch "$OUT/worker saved"; exit 138' USR1
+sleep 30 &
+wait
+SH
+  # A launcher (as torchrun) whose worker, not itself, saves on the signal.
+  cat >"$WORK/launcher.sh" <<'SH'
+trap 'touch "$OUT/launcher got it"' USR1
+bash "$WORK/worker.sh" &
+w=$!
+wait "$w"
+rc=$?
+((rc > 128)) && ! [[ -e "$OUT/worker saved" ]] && { wait "$w"; rc=$?; }
+sleep 1
+touch "$OUT/launcher finished"
+exit "$rc"
+SH
+  WORK=$WORK in_bash '
+    set -m
+    [[ $- == *m* ]] || exit 9
+    (sleep 1; kill -USR1 $$) &
+    wandb_resume::supervise -o "$OUT" -- bash "$WORK/launcher.sh"
+    echo "returned $?"'
+  assert_success
+  assert_output 'returned 138'
+  assert [ -f "$OUT/worker saved" ]
+  assert [ -f "$OUT/launcher got it" ]
+  assert [ -f "$OUT/launcher finished" ]
+  assert [ ! -e "$OUT/DONE" ]
+  assert_stderr --partial '⏹ stopped by SIGUSR1 (exit 138)'
+}
+
+@test "under set -m a command that finishes is waited for before DONE" {
+  in_bash '
+    set -m
+    wandb_resume::supervise -o "$OUT" -- bash -c "sleep 1; touch \"\$OUT/trained\"" >/dev/null 2>&1
+    echo "returned $?"
+    [[ -e $OUT/trained ]] && echo "the command had finished"'
+  assert_output $'returned 0\nthe command had finished'
+  assert [ -f "$OUT/DONE" ]
+}
+
+@test "a TERM during the wrap-up (trainer gone, requeue not yet done) still ends in a requeue" {
+  fake_scontrol
+  # The trainer exits at once, leaving a process of its group behind for 5 s:
+  # supervise waits for it, and gets the scheduler's TERM meanwhile.
+  SLURM_JOB_ID=42 in_bash '
+    (sleep 1.5; kill -TERM $$) &
+    wandb_resume::supervise -o "$OUT" -- bash -c "sleep 5 & exit 143"
+    echo "returned $?"'
+  assert_success
+  assert_output 'returned 143'
+  assert_equal "$(cat "$OUT/scontrol.log")" 'requeue 42'
+  assert_stderr --partial "⏳ the trainer (pid"
+  assert_stderr --partial '🔁 preempted: the trainer saved and stopped on SIGTERM (exit 143), no progress: newest checkpoint still none; requeued job 42'
 }
