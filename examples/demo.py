@@ -60,9 +60,29 @@ def checkpoint_complete(checkpoint):
     return str(state.get("global_step")) == checkpoint.name.rpartition("-")[2]
 
 
-def run_segment(cmd, env, log_path, kill_after=None, progress=None, timeout=600):
+def logged_past_checkpoint(out):
+    """A kill_when for run_segment: true once the W&B run file on disk holds rows of a
+    global step after the newest complete checkpoint (those steps will be replayed)."""
+    sys.path.insert(0, str(ROOT))
+    from train_resume.wandb_records import facts
+
+    def check():
+        saved = [int(c.name[11:]) for c in out.glob("checkpoint-*") if checkpoint_complete(c)]
+        files = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+        if not saved or len(files) != 1:
+            return False
+        last = facts(files[0])[6]
+        return bool(last) and int(last) > max(saved)
+
+    return check
+
+
+def run_segment(cmd, env, log_path, kill_after=None, progress=None, timeout=600, kill_when=None):
     """Run CMD; with kill_after=CHECKPOINT, SIGKILL its whole process group as soon
-    as that checkpoint is complete. Returns the exit status, or "killed"."""
+    as that checkpoint is complete (with kill_when=CALLABLE, as soon as it returns
+    true). Returns the exit status, or "killed"."""
+    if kill_after is not None:
+        kill_when = lambda: checkpoint_complete(kill_after)  # noqa: E731
     started = time.monotonic()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -70,7 +90,7 @@ def run_segment(cmd, env, log_path, kill_after=None, progress=None, timeout=600)
         )
         try:
             while proc.poll() is None:
-                if kill_after is not None and checkpoint_complete(kill_after):
+                if kill_when is not None and kill_when():
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                     return "killed"

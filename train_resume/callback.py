@@ -2,9 +2,17 @@
 
 At every save the live run id lands in trainer_state.json as
 ``stateful_callbacks.WandbResumeCallback.args.wandb_run_id`` (the bash library's
-"trainer-state" source). On train begin (main process, W&B active) it checks the live
-run against the launcher's WANDB_RUN_ID and records the resume in the run's config
-under ``train_resume/`` and with a ``resumed`` tag.
+"trainer-state" source), with the run's project, entity and ``wandb_step``: the
+``_step`` of the run's last history row at the save, numbered as the W&B server
+numbers it (what ``--wandb-rewind`` rewinds to). On train begin (main process, W&B
+active) it checks the live run against the launcher's WANDB_RUN_ID and records the
+resume in the run's config under ``train_resume/`` and with a ``resumed`` tag.
+
+On a resume, the steps between the checkpoint and the last step the run already
+holds are trained again ("replayed"); their W&B rows are not sent a second time, so
+the history keeps one point per global step (``train_resume/replayed_steps`` records
+the range). With WANDB_RESUME_FROM (a rewind) nothing is dropped: the server cuts
+the history back to the checkpoint instead.
 
 On SIGUSR1 or SIGTERM (a scheduler's warning before preemption or time-out) it asks
 the Trainer to save a checkpoint at the end of the current step and stop, so the next
@@ -20,6 +28,7 @@ import sys
 import threading
 
 NAME = "WandbResumeCallback"
+GLOBAL_STEP = "train/global_step"  # the x-axis transformers' WandbCallback defines
 _CLASS = None
 
 
@@ -34,25 +43,121 @@ def _live_run():
     return run if run is not None and not getattr(run, "disabled", False) else None
 
 
+def _last_step(run, offset):
+    """The run's _step of the last row logged so far, as the server numbers it."""
+    try:
+        nxt = max(int(run.step), int(getattr(run, "starting_step", 0) or 0))
+    except Exception:  # a run mode without step counting ("shared")
+        return None
+    return offset + nxt - 1 if offset + nxt > 0 else None
+
+
+def _logged_before(run):
+    """(the highest train/global_step the run already holds, the server _step of this
+    segment's local _step 0). Online W&B restores the resumed run's summary and
+    numbers _step itself; offline, the earlier segments' run folders are read."""
+    if not getattr(run, "offline", False):
+        if not getattr(run, "resumed", False):
+            return None, 0
+        value = run.summary.get("train/global_step")
+        return (int(value) if value is not None else None), 0
+    from pathlib import Path
+
+    from train_resume.wandb_records import earlier_segments
+
+    folder = Path(run.sync_dir)
+    logged, next_step, _count = earlier_segments(folder.parent, run.id, folder)
+    return logged, next_step
+
+
+class _Replay:
+    """Drops the W&B rows of replayed steps: wraps wandb.log (what transformers' and
+    TRL's loggers call) and the run's log until the first row past LOGGED, the highest
+    train/global_step the run already holds. A row's step is its train/global_step,
+    else the trainer's (W&B's step_sync would fill that in). The first row kept gets
+    train/global_step when it has none (W&B has no earlier value in this segment to
+    fill it in with); then the wrappers are removed."""
+
+    def __init__(self, callback, logged):
+        wandb = sys.modules["wandb"]
+        self.callback, self.logged, self.dropped = callback, logged, 0
+        self.run = wandb.run
+        self.module_log = wandb.log
+        self.original = self.run.log
+        wandb.log = self.run.log = self.log
+
+    def log(self, data=None, *args, **kwargs):
+        step = self.callback._global_step
+        if isinstance(data, dict):
+            step = data.get(GLOBAL_STEP, step)
+        try:
+            replayed = int(step) <= self.logged
+        except (TypeError, ValueError):
+            replayed = False
+        if replayed:
+            self.dropped += 1
+            return None
+        if isinstance(data, dict) and GLOBAL_STEP not in data:
+            data = {**data, GLOBAL_STEP: self.callback._global_step}
+        self.restore()  # past the replay: W&B has the axis again from this row on
+        return self.original(data, *args, **kwargs)
+
+    def restore(self):
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and wandb.log is self.log:
+            wandb.log = self.module_log
+        if self.run.__dict__.get("log") is self.log:
+            del self.run.__dict__["log"]
+
+
 def _build():
     from transformers.trainer_callback import ExportableState, TrainerCallback
 
     class WandbResumeCallback(TrainerCallback, ExportableState):
         """Stores the live W&B run id in every checkpoint; records resumes in W&B."""
 
-        def __init__(self, wandb_run_id=None, wandb_project=None, resume_count=0):
+        def __init__(
+            self,
+            wandb_run_id=None,
+            wandb_project=None,
+            wandb_entity=None,
+            wandb_step=None,
+            resume_count=0,
+        ):
             self.wandb_run_id = wandb_run_id
             self.wandb_project = wandb_project
+            self.wandb_entity = wandb_entity
+            self.wandb_step = wandb_step
             self.resume_count = resume_count
+            self._step_offset = 0  # server _step of this segment's local _step 0
+            self._global_step = 0
+            self._replay = None
 
         def state(self):
             run = _live_run()
             if run is not None:
                 self.wandb_run_id, self.wandb_project = run.id, run.project
+                self.wandb_entity = run.entity or None
+                self.wandb_step = _last_step(run, self._step_offset)
             return {
-                "args": {"wandb_run_id": self.wandb_run_id, "wandb_project": self.wandb_project},
+                "args": {
+                    "wandb_run_id": self.wandb_run_id,
+                    "wandb_project": self.wandb_project,
+                    "wandb_entity": self.wandb_entity,
+                    "wandb_step": self.wandb_step,
+                },
                 "attributes": {"resume_count": self.resume_count},
             }
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self._global_step = state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self._global_step = state.global_step
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self._replay is not None:
+                self._replay.restore()
 
         def _on_signal(self, signum, frame):
             self._stop_signal = signum
@@ -109,6 +214,7 @@ def _build():
                     resume_count=self.resume_count,
                     run_id_source=os.environ.get("TRAIN_RESUME_RUN_ID_SOURCE"),
                 )
+                meta.update(self._continue_history(run, state.global_step))
             for key in ("SLURM_JOB_ID", "SLURM_RESTART_COUNT"):
                 if key in os.environ:
                     meta[key.lower()] = os.environ[key]
@@ -120,6 +226,38 @@ def _build():
                     run.tags = (*(run.tags or ()), "resumed")
             except Exception as exc:  # never break training over bookkeeping
                 _log(f"⚠️ could not record the resume in W&B: {exc}")
+
+        def _continue_history(self, run, resume_step):
+            """On a resume: where this segment's rows go in the run's history, and the
+            replayed steps (those after the checkpoint that the run already holds).
+            Returns the config entries to record."""
+            self._global_step = resume_step
+            rewind = os.environ.get("WANDB_RESUME_FROM")
+            if rewind:
+                _log(f"⏪ W&B rewinds the run to {rewind}: no replayed step is kept twice")
+                return {"rewound_to": rewind}
+            try:
+                logged, offset = _logged_before(run)
+            except Exception as exc:  # never break training over bookkeeping
+                _log(f"⚠️ could not read the earlier W&B segments: {exc}")
+                logged, offset = None, 0
+            self._step_offset = offset
+            if logged is None or logged <= resume_step:
+                return {}
+            replayed = [resume_step + 1, logged]
+            what = f"global steps {replayed[0]}-{replayed[1]}"
+            if os.environ.get("TRAIN_RESUME_REPLAYED", "drop") == "log":
+                _log(
+                    f"↩ {what} replay steps the run already holds; "
+                    "logged again (TRAIN_RESUME_REPLAYED=log)"
+                )
+            else:
+                _log(
+                    f"↩ {what} replay steps the run already holds: their rows are not sent "
+                    "to W&B again (the first values are kept; TRAIN_RESUME_REPLAYED=log sends them)"
+                )
+                self._replay = _Replay(self, logged)
+            return {"replayed_steps": replayed}
 
     return WandbResumeCallback
 

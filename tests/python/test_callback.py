@@ -6,12 +6,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TRAIN_RESUME, run, shim
+from conftest import ROOT, TRAIN_RESUME, run, shim
 
 pytest.importorskip("transformers")
 pytest.importorskip("wandb")
 
 TINY = Path(__file__).with_name("tiny_trainer.py")
+sys.path.insert(0, str(ROOT))
+from train_resume import wandb_records  # noqa: E402
 
 
 def last_json(result):
@@ -46,6 +48,28 @@ def test_every_checkpoint_carries_the_live_run_id(first_run):
         assert saved["attributes"]["resume_count"] == 0
     assert info["config"] == {"train_resume/resumed": False, "train_resume/run_id": info["run_id"]}
     assert "resumed" not in info["tags"]
+
+
+def train_rows(data):
+    """{global step: _step} of the trainer's own rows (those with train/loss) in a
+    .wandb file, read with W&B's protobuf definitions."""
+    return {
+        row["train/global_step"]: row["_step"]
+        for row in wandb_records.history(data)
+        if "train/loss" in row
+    }
+
+
+def test_every_checkpoint_records_the_runs_step_at_the_save(first_run):
+    work, out, wandb_dir, info = first_run
+    (data,) = (wandb_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    rows = train_rows(data)
+    assert sorted(rows) == [1, 2, 3, 4]
+    for step in (2, 4):
+        args = stored(out / f"checkpoint-{step}")["args"]
+        assert args["wandb_step"] == rows[step]
+        assert args["wandb_project"] == wandb_records.run_record(data).project
+        assert "wandb_entity" in args
 
 
 def test_train_resume_reads_the_stored_id_when_no_wandb_folder_is_kept(first_run):
@@ -85,11 +109,87 @@ def test_a_resume_is_recorded_in_the_run_config_and_tags(first_run, tmp_path):
         "train_resume/run_id_source": "wandb-dir",
         "train_resume/slurm_job_id": "42",
         "train_resume/slurm_restart_count": "1",
+        "train_resume/replayed_steps": [3, 4],
     }
     assert "resumed" in resumed["tags"]
     saved = stored(copy / "checkpoint-4")
     assert saved["args"]["wandb_run_id"] == info["run_id"]
     assert saved["attributes"]["resume_count"] == 1
+
+
+def resume_from_2(first_run, tmp_path, resume="must", **env):
+    """Resume a copy of checkpoint-2 in the first run's W&B folder: steps 3-4 replay
+    steps the first segment logged. Returns (result, the new segment's history)."""
+    work, out, wandb_dir, info = first_run
+    copy = tmp_path / "out"
+    shutil.copytree(out / "checkpoint-2", copy / "checkpoint-2")
+    (wb := tmp_path / "wb").mkdir()
+    shutil.copytree(wandb_dir / "wandb", wb / "wandb", symlinks=True)
+    before = set((wb / "wandb").glob("offline-run-*"))
+    if resume:
+        env["WANDB_RESUME"] = resume
+    result = shim(
+        [TINY, copy, 4],
+        tmp_path,
+        WANDB_DIR=wb,
+        WANDB_RUN_ID=info["run_id"],
+        TRAIN_RESUME_CHECKPOINT=copy / "checkpoint-2",
+        **env,
+    )
+    (new,) = set((wb / "wandb").glob("offline-run-*")) - before
+    (data,) = new.glob("run-*.wandb")
+    return result, data, copy
+
+
+def test_replayed_steps_are_not_logged_twice(first_run, tmp_path):
+    result, data, copy = resume_from_2(first_run, tmp_path)
+    assert last_json(result)["config"]["train_resume/replayed_steps"] == [3, 4]
+    assert "↩ global steps 3-4 replay steps the run already holds" in result.stderr
+    assert {row.get("train/global_step") for row in wandb_records.history(data)} <= {None}
+    # Nothing was logged in this segment: its step at the save is the earlier one's last.
+    earlier = next((first_run[2] / "wandb").glob("offline-run-*/run-*.wandb"))
+    last = max(row["_step"] for row in wandb_records.history(earlier))
+    assert stored(copy / "checkpoint-4")["args"]["wandb_step"] == last
+
+
+def test_replayed_steps_are_logged_again_when_asked(first_run, tmp_path):
+    result, data, copy = resume_from_2(first_run, tmp_path, TRAIN_RESUME_REPLAYED="log")
+    assert last_json(result)["config"]["train_resume/replayed_steps"] == [3, 4]
+    assert "logged again (TRAIN_RESUME_REPLAYED=log)" in result.stderr
+    assert sorted(train_rows(data)) == [3, 4]
+
+
+def test_a_rewind_keeps_every_replayed_row(first_run, tmp_path):
+    rows = train_rows(next((first_run[2] / "wandb").glob("offline-run-*/run-*.wandb")))
+    at_save = stored(first_run[1] / "checkpoint-2")["args"]["wandb_step"]
+    rewind = f"{first_run[3]['run_id']}?_step={at_save}"
+    result, data, copy = resume_from_2(first_run, tmp_path, resume=None, WANDB_RESUME_FROM=rewind)
+    config = last_json(result)["config"]
+    assert config["train_resume/rewound_to"] == rewind
+    assert "train_resume/replayed_steps" not in config
+    resumed = train_rows(data)
+    assert sorted(resumed) == [3, 4]
+    # W&B numbers the rewound segment's rows after the _step rewound to; so does the
+    # step recorded at the save.
+    assert resumed[3] == rows[3] == at_save + 1
+    assert stored(copy / "checkpoint-4")["args"]["wandb_step"] == resumed[4]
+
+
+def test_without_the_earlier_segments_replayed_steps_are_logged(first_run, tmp_path):
+    work, out, wandb_dir, info = first_run
+    copy = tmp_path / "out"
+    shutil.copytree(out / "checkpoint-2", copy / "checkpoint-2")
+    result = shim(
+        [TINY, copy, 4],
+        tmp_path,
+        WANDB_DIR=tmp_path,
+        WANDB_RUN_ID=info["run_id"],
+        WANDB_RESUME="must",
+        TRAIN_RESUME_CHECKPOINT=copy / "checkpoint-2",
+    )
+    assert "train_resume/replayed_steps" not in last_json(result)["config"]
+    (data,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    assert sorted(train_rows(data)) == [3, 4]
 
 
 def test_a_checkpoint_made_without_the_callback_resumes_with_it(tmp_path):
