@@ -100,14 +100,22 @@ teardown() {
   assert_equal "$(field '.skipped[0].reason')" 'global_step is a string, not a number'
 }
 
-@test "starts a new run, with a warning, when no checkpoint is complete" {
+@test "checkpoints present but none complete: exit 1 with each reason, nothing run" {
   mkdir -p "$OUT/checkpoint-2" "$OUT/checkpoint-4"
-  explain -o "$OUT"
+  run -1 --separate-stderr "$TR" -o "$OUT" -- touch "$WORK/ran"
+  assert_output ''
+  assert_stderr --partial "❌ error: 2 checkpoint-N folder(s) in $OUT, none complete:"
+  assert_stderr --partial "  - $OUT/checkpoint-4: trainer_state.json missing"
+  assert_stderr --partial "  - $OUT/checkpoint-2: trainer_state.json missing"
+  assert_stderr --partial "train-resume --checkpoint none -o $OUT"
+  assert [ ! -e "$WORK/ran" ]
+}
+
+@test "checkpoints present but none complete: --checkpoint none starts over on purpose" {
+  mkdir -p "$OUT/checkpoint-2"
+  explain -o "$OUT" --checkpoint none
   assert_success
   assert_equal "$(field .mode)" new
-  assert_equal "$(field '.skipped | length')" 2
-  assert_equal "$(field '.warnings[0]')" \
-    "2 checkpoint-* folders in $OUT, none complete: starting a new run"
 }
 
 @test "skips checkpoint names that are not numbers or have a leading zero" {

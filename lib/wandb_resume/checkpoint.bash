@@ -11,7 +11,7 @@
 #   (resume|new), ckpt, detail, the st_* of the chosen checkpoint; logs the choice.
 # Returns: 0, 1 the decision failed, 2 no output dir to look in (both logged).
 wandb_resume::_choose_checkpoint() {
-  local cfg_resume='' cfg_output_dir='' want how out_how abs l_path l_count c_reason
+  local cfg_resume='' cfg_output_dir='' want how out_how abs l_path l_count l_numbered c_reason
   if [[ -n $config ]]; then
     wandb_resume::_read_config "$config" || {
       wandb_resume::_log error error "$error"
@@ -61,10 +61,15 @@ wandb_resume::_choose_checkpoint() {
       if [[ -n $l_path ]]; then
         mode=resume ckpt=$l_path
         wandb_resume::_detail d_newest "$output_dir"
-      elif ((l_count > 0)); then
-        mode=new
-        wandb_resume::_detail d_no_complete "$output_dir"
-        wandb_resume::_warn "$l_count checkpoint-* folders in $output_dir, none complete: starting a new run"
+      elif ((l_numbered > 0)); then
+        # Never start over silently: a new run would write its checkpoint-N among
+        # the old ones, and the next decision would mix the two runs.
+        local i list=''
+        for ((i = 0; i < ${#skipped[@]}; i += 2)); do
+          list+=$'\n'"  - ${skipped[i]}: ${skipped[i + 1]}"
+        done
+        wandb_resume::_log error error "$l_numbered checkpoint-N folder(s) in $output_dir, none complete:$list"$'\n'"Nothing was exported or run. To start over on purpose, ignoring them: train-resume --checkpoint none -o $output_dir ... (better: a new --output-dir); to resume one anyway, fix it or name it with --checkpoint PATH."
+        return 1
       elif [[ -d $output_dir ]]; then
         mode=new
         wandb_resume::_detail d_none_in "$output_dir"
@@ -75,10 +80,17 @@ wandb_resume::_choose_checkpoint() {
       ;;
     *)
       wandb_resume::_absolute "$want"
-      if ! wandb_resume::_check_checkpoint "$abs"; then
-        wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
-        return 1
-      fi
+      wandb_resume::_check_checkpoint "$abs"
+      case $? in
+        1)
+          wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
+          return 1
+          ;;
+        2)
+          wandb_resume::_log error error "$error"
+          return 1
+          ;;
+      esac
       mode=resume ckpt=$abs
       wandb_resume::_detail d_chosen "$how"
       ;;
@@ -92,7 +104,9 @@ wandb_resume::_choose_checkpoint() {
 
 # Check that DIR is a usable checkpoint; when its name is checkpoint-N, that its
 # global_step is N. Arguments: DIR
-# Sets: c_reason ("" when complete) and the st_* of its trainer_state.json.
+# Sets: c_reason ("" when complete) and the st_* of its trainer_state.json;
+#   error when one of our tools failed.
+# Returns: 0 complete, 1 not (c_reason), 2 a tool of ours failed (error).
 wandb_resume::_check_checkpoint() {
   local dir=$1 name
   c_reason=''
@@ -106,7 +120,9 @@ wandb_resume::_check_checkpoint() {
     c_reason=$(wandb_resume::_permission_reason "$dir")
   else
     wandb_resume::_read_state "$dir/trainer_state.json"
-    if [[ $st_status != ok ]]; then
+    if [[ $st_status == fail ]]; then
+      return 2
+    elif [[ $st_status != ok ]]; then
       c_reason=$st_reason
     else
       name=${dir%/}
@@ -121,13 +137,15 @@ wandb_resume::_check_checkpoint() {
 
 # Find the newest complete checkpoint-N in an output dir.
 # Arguments: OUTPUT_DIR
-# Sets: l_path ("" when none), l_count (how many checkpoint-* names were seen), and
-#   the st_* of the chosen one; appends to skipped.
-# Returns: 0 (also when none), 1 when the dir cannot be read.
+# Sets: l_path ("" when none), l_count (how many checkpoint-* names were seen),
+#   l_numbered (how many checkpoint-<digits>), the st_* of the chosen one; appends
+#   to skipped.
+# Returns: 0 (also when none), 1 when the dir cannot be read or a tool of ours
+#   failed (error says which).
 wandb_resume::_latest() {
   local out=${1%/} f name c_reason
   local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
-  l_path='' l_count=0
+  l_path='' l_count=0 l_numbered=0
   [[ -z $out ]] && out=/
   if [[ -e $out && ! -d $out ]]; then
     error="output dir $out is not a directory"
@@ -145,8 +163,10 @@ wandb_resume::_latest() {
   # shellcheck disable=SC2206 # the patterns are meant to expand
   local -a good=("$out"/checkpoint-$number) bad=("$out"/checkpoint-$other)
   l_count=$((${#good[@]} + ${#bad[@]}))
+  l_numbered=${#good[@]}
   for f in "${bad[@]}"; do
     if [[ ${f##*/checkpoint-} == +([0-9]) ]]; then
+      ((l_numbered += 1))
       wandb_resume::_skip "$f" 'step number with a leading zero (HF never writes one)'
     else
       wandb_resume::_skip "$f" 'not named checkpoint-<number>'
@@ -171,11 +191,16 @@ wandb_resume::_latest() {
       ((${#name} == len)) || continue
       if ((len > 18)); then
         wandb_resume::_skip "$f" 'step number too large for a global_step'
-      elif wandb_resume::_check_checkpoint "$f"; then
-        l_path=$f
-        return 0
       else
-        wandb_resume::_skip "$f" "$c_reason"
+        wandb_resume::_check_checkpoint "$f"
+        case $? in
+          0)
+            l_path=$f
+            return 0
+            ;;
+          1) wandb_resume::_skip "$f" "$c_reason" ;;
+          *) return 1 ;;
+        esac
       fi
     done
   done
@@ -183,7 +208,7 @@ wandb_resume::_latest() {
 }
 
 wandb_resume::_latest_checkpoint_cmd() {
-  local l_path l_count error quiet=0 st_status st_reason st_step
+  local l_path l_count l_numbered error quiet=0 st_status st_reason st_step out
   local -a skipped=() warnings=() st_where st_type st_value
   (($# == 1)) || {
     printf 'usage: wandb_resume::latest_checkpoint OUTPUT_DIR\n' >&2

@@ -5,20 +5,36 @@
 # in it) with jq, fast on files of hundreds of MB.
 # Part of lib/wandb_resume.sh.
 
-# trainer_state.json files under 4 KiB are parsed whole; larger ones are read from
-# their first 4 KiB (global_step) and a window of this many bytes at the tail (the
-# keys after log_history), and parsed whole only when those are not conclusive.
+# How a trainer_state.json is read, and what it costs (make bench prints it):
+# - up to 4 KiB: parsed whole (jq -R, fromjson inside try).
+# - larger: bash reads the first 4 KiB (BOM, global_step) and one jq reads the last
+#   _WANDB_RESUME_WINDOW bytes (the keys after log_history); grep looks for NUL bytes
+#   in the whole file first (memchr speed: ~10 ms for 173 MB). The windows only answer
+#   when they are sure to give what a full parse gives: HF's layout (indent 2, keys
+#   sorted, so no duplicate), the head closed before log_history, the tail starting
+#   right after log_history's `],` with its first key at or before stateful_callbacks.
+# - otherwise, a full parse: jq (up to _WANDB_RESUME_FULL_MAX bytes), or jq --stream
+#   (larger files: slow, ~14 s for 173 MB, but small in memory).
+# Every jq runs under `ulimit -v _WANDB_RESUME_MEM_KB`: a decision stays in tens of
+# MB whatever the file. A jq (or grep) that fails, is killed or runs out of memory is
+# an error of ours, never a damaged checkpoint.
 _WANDB_RESUME_WINDOW=65536
+_WANDB_RESUME_FULL_MAX=8388608
+_WANDB_RESUME_MEM_KB=65536
 
 # The jq program that reads a trainer_state.json. $mode: "whole" (raw text of a
-# small file), "window" (raw text of the file's tail, $head = its first bytes) or
-# "full" (the file parsed by jq). It prints fields, each ended by the byte 0x01
-# (a byte no valid run id holds; 0x00 and 0x01 in data become 0x02): status, detail,
-# global_step, the number of run ids, then for each: where, type, value.
-# status is ok, bad (not usable) or more (the windows are not conclusive).
+# small file), "window" (raw text of the file's tail, $head = its first bytes),
+# "full" (jq -n: the values of the file) or "stream" (jq -n --stream: its events).
+# It prints fields, each ended by the byte 0x01 (a byte no valid run id holds; 0x00
+# and 0x01 in data become 0x02): status, detail, global_step, the number of run ids,
+# then for each: where, type, value; and a last field "end" (so that a jq cut short
+# is told from one that answered). status is ok, bad (not usable) or more (the
+# windows are not sure).
 # shellcheck disable=SC2016 # jq variables, not shell ones
 _WANDB_RESUME_JQ_STATE='
 def parse: try {v: fromjson} catch {err: (tostring | split(" (while parsing")[0])};
+def ins: try repeat(input)
+  catch (if . == "No more inputs" or . == "break" then empty else {parse_error: (tostring)} end);
 def ids:
   [ ((.stateful_callbacks // {}) | if type == "object" then to_entries else [] end
       | sort_by(if .key == "WandbResumeCallback" then 0 else 1 end) | .[]
@@ -28,9 +44,9 @@ def ids:
       | ["stateful_callbacks.\($k).args.wandb_run_id", .wandb_run_id]),
     (select(has("wandb_run_id") and .wandb_run_id != null) | ["wandb_run_id", .wandb_run_id]) ];
 def out($status; $detail; $step; $ids):
-  ([$status, $detail, $step, ($ids | length | tostring)]
+  (([$status, $detail, $step, ($ids | length | tostring)]
    + [$ids[] | .[0], (.[1] | type), (.[1] | if type == "string" then . else tojson end)])[]
-  | (explode | map(if . < 2 then 2 else . end) | implode), "\u0001";
+  | (explode | map(if . < 2 then 2 else . end) | implode), "\u0001"), "end\u0001";
 def step_of($o):
   if ($o | has("global_step") | not) then {err: "global_step missing from trainer_state.json"}
   elif ($o.global_step | type) != "number" then
@@ -43,32 +59,117 @@ def from_object($o):
   else step_of($o) as $s
     | if $s.err then out("bad"; $s.err; ""; [])
       else out("ok"; ""; $s.v; $o | ids) end end;
-if $mode == "full" then from_object(.)
+def two: out("bad"; "more than one JSON value in trainer_state.json (two saves in one file?)"; ""; []);
+def invalid($e):
+  if ($e | test("Unexpected extra JSON values")) then two
+  else out("bad"; "not valid JSON (truncated?): \($e | split(" (while parsing")[0])"; ""; []) end;
+# The names of the top-level keys (lines "  \"key\": " of indent 2) of a text.
+def top_keys: [scan("\n  \"([^\"\\\\]*)\": ") | .[0]];
+def sorted_strictly: . as $k | all(range(1; length); $k[. - 1] < $k[.]);
+def whole:
+  if test("^[[:space:]]*$") then out("bad"; "trainer_state.json is empty"; ""; [])
+  else parse as $p | if $p.err then invalid($p.err) else from_object($p.v) end end;
+if $mode == "full" then
+  # (input in try, not limit: a try catches the break of limit; and at the end of its
+  # input, the jq 1.6 of Debian raises "break", not "No more inputs")
+  def one: try {v: input}
+    catch (if . == "No more inputs" or . == "break" then {none: true} else {parse_error: tostring} end);
+  one as $a
+  | if $a.none then out("bad"; "trainer_state.json is empty"; ""; [])
+    elif $a.parse_error then invalid($a.parse_error)
+    else one as $b
+      | if $b.none then from_object($a.v)
+        elif $b.parse_error then invalid($b.parse_error)
+        else two end end
+elif $mode == "stream" then
+  # Only the events of the keys we read, and those that end a top-level value.
+  [ins | select((type == "object" and has("parse_error"))
+      or (.[0] | length) == 0 or (length == 1 and (.[0] | length) == 1)
+      or (.[0][0] | IN("global_step", "stateful_callbacks", "wandb_run_id")))] as $e
+  | ([$e[] | select(type == "object")] | .[0].parse_error) as $err
+  | ([$e[] | select(type == "array" and ((.[0] | length) == 0 or (length == 1 and (.[0] | length) == 1)))]
+      | length) as $n
+  | if $err != null then invalid($err)
+    elif $n == 0 then out("bad"; "trainer_state.json is empty"; ""; [])
+    elif $n > 1 then two
+    else from_object(first(fromstream($e[] | select(type == "array")))) end
 elif split("\u0000") | length > 1 then
   out("bad"; "NUL bytes in trainer_state.json (a save cut short by a crash?)"; ""; [])
-elif $mode == "whole" then
-  if test("^[[:space:]]*$") then out("bad"; "trainer_state.json is empty"; ""; [])
-  else parse as $p
-    | if $p.err then out("bad"; "not valid JSON (truncated?): \($p.err)"; ""; [])
-      else from_object($p.v) end end
+elif $mode == "whole" or utf8bytelength < $window then whole
 else
-  # The tail window: from its first top-level key line ("  \"key\": ...", HF writes
-  # indent 2) to the end, inside braces, is an object of the keys after that line.
-  (split("\n  \"") | .[1:]) as $keys
-  | (if $keys == [] then {err: "no key"} else "{\n  \"" + ($keys | join("\n  \"")) | parse end) as $t
-  | ($head | [match("\n  \"global_step\": ([0-9]+),?\n")] | .[0].captures[0].string) as $hs
-  | if $t.err or ($head | test("^[[:space:]]*\\{") | not) then out("more"; ""; ""; [])
-    elif ($t.v | has("global_step")) then from_object($t.v)
-    elif $hs == null then out("more"; ""; ""; [])
-    else out("ok"; ""; $hs; $t.v | ids) end
+  # The head, closed before log_history, and the tail window from its first
+  # top-level key line to the end, inside braces: two objects that hold every key
+  # of the file but log_history, when the file is in HF'"'"'s layout.
+  ($head | index("\n  \"log_history\": [\n")) as $li
+  | (split("\n  \"")) as $parts
+  | ($parts[1:] | map(split("\"")[0])) as $tkeys
+  | (if $li == null then {err: "no log_history"} else ($head[:$li] | rtrimstr(",")) + "\n}" | parse end) as $h
+  | (if ($parts | length) < 2 then {err: "no key"}
+     else "{\n  \"" + ($parts[1:] | join("\n  \"")) | parse end) as $t
+  | if $h.err or $t.err or ($head | startswith("{\n  \"") | not)
+      or ($parts[0] | endswith("\n  ],") | not)
+      or ($head[:$li] | top_keys | . + ["log_history"] + $tkeys | sorted_strictly | not)
+      or $tkeys[0] > "stateful_callbacks" or ($h.v | has("global_step") | not)
+    then out("more"; ""; ""; [])
+    else from_object($h.v + $t.v) end
 end'
+
+# Run jq (bounded in memory) and keep its output. Arguments: JQ ARGS...
+# Sets: out (stdout and stderr); error (on a failure of jq). Returns 0 or 1.
+wandb_resume::_jq_bounded() {
+  local rc=0
+  out=$(
+    ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
+    jq "$@" 2>&1
+  ) || rc=$?
+  if ((rc == 0)) && [[ $out == *$'end\1' ]]; then
+    return 0
+  fi
+  wandb_resume::_tool_failure jq "$rc" "$out"
+  return 1
+}
+
+# Run grep (bounded in memory). Arguments: GREP ARGS...
+# Sets: grep_out (its stdout), error (when it failed, but not for lack of memory).
+# Returns: 0 found, 1 not found, 2 out of memory (a line too long to hold), 3 failed.
+wandb_resume::_grep_bounded() {
+  local rc=0
+  grep_out=$(
+    ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
+    grep "$@" 2>&1
+  ) || rc=$?
+  ((rc <= 1)) && return "$rc"
+  [[ $grep_out == *'memory exhausted'* ]] && return 2
+  wandb_resume::_tool_failure grep "$rc" "$grep_out"
+  return 3
+}
+
+# Set `error` (the caller's local) to what went wrong with one of our tools.
+# Arguments: TOOL EXIT_STATUS OUTPUT
+wandb_resume::_tool_failure() {
+  local tool=$1 rc=$2 text=${3//$'\n'/ }
+  text=${text//[[:cntrl:]]/?}
+  if [[ $text == *'cannot allocate memory'* || $text == *'out of memory'* ]]; then
+    error="$tool ran out of memory (limit $((_WANDB_RESUME_MEM_KB / 1024)) MiB of address space)"
+  elif ((rc == 127 || rc == 126)); then
+    error="$tool could not be run (exit $rc)"
+  elif ((rc > 128)); then
+    error="$tool was killed by signal $((rc - 128))"
+  elif ((rc == 0)); then
+    error="$tool ended without an answer"
+  else
+    error="$tool failed (exit $rc)"
+  fi
+  [[ -z $text ]] || error+=": ${text:0:300}"
+}
 
 # Read a trainer_state.json.
 # Arguments: FILE
-# Sets (caller's locals): st_status (ok|missing|bad), st_reason, st_step,
-#   st_where/st_type/st_value (arrays: the run ids found, in order).
+# Sets (caller's locals): st_status (ok|missing|bad|fail), st_reason (for fail:
+#   which of our tools failed, also in error), st_step, st_where/st_type/st_value
+#   (arrays: the run ids found, in order).
 wandb_resume::_read_state() {
-  local file=$1 head out n i
+  local file=$1 head out n i size nul grep_out
   local -a fields=()
   st_status=bad st_reason='' st_step='' st_where=() st_type=() st_value=()
   if [[ ! -e $file && ! -L $file ]]; then
@@ -86,19 +187,80 @@ wandb_resume::_read_state() {
     return 0
   fi
   if ! command -v jq >/dev/null 2>&1; then
+    st_status=fail
     st_reason='jq not found on PATH: trainer_state.json cannot be read (install jq: apt-get install jq, or see make deps)'
+    error=$st_reason
     return 0
   fi
-  if ! read -r -d '' -N 4096 head <"$file" 2>/dev/null; then
-    out=$(jq -j -R -s --arg mode whole --arg head '' "$_WANDB_RESUME_JQ_STATE" <"$file" 2>&1) ||
-      out="bad"$'\1'"jq failed: ${out//$'\n'/ }"$'\1'
+  # The first 4 KiB through head (bash's read would skip NUL bytes, and so read on
+  # through a file of zeros). Fewer characters than that: a small file, or NULs.
+  read -r -d '' -N 4096 head < <(head -c 4096 -- "$file" 2>/dev/null)
+  if [[ $head == $'\xef\xbb\xbf'* ]]; then
+    st_reason="trainer_state.json starts with a UTF-8 byte order mark (Python's json refuses it)"
+    return 0
+  fi
+  if ((${#head} < 4096)); then
+    size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
+    if ((size > 4096)); then
+      st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
+      return 0
+    fi
+    wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
+      "$_WANDB_RESUME_JQ_STATE" <"$file" || {
+      st_status=fail st_reason="reading $file: $error" error=$st_reason
+      return 0
+    }
   else
-    out=$(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" |
-      jq -j -R -s --arg mode window --arg head "$head" "$_WANDB_RESUME_JQ_STATE" 2>&1) ||
-      out="bad"$'\1'"jq failed: ${out//$'\n'/ }"$'\1'
-    if [[ $out == more$'\1'* ]]; then
-      out=$(jq -j --arg mode full --arg head '' "$_WANDB_RESUME_JQ_STATE" "$file" 2>&1) ||
-        out="bad"$'\1'"not valid JSON (truncated?): ${out//$'\n'/ }"$'\1'
+    # The middle: NUL bytes anywhere (what a crash leaves in blocks never written),
+    # and one log_history (two: two saves in one file). grep is fast on these
+    # (memchr), but holds a whole line: a file of very long lines is parsed whole.
+    wandb_resume::_grep_bounded -q -a -F -f <(printf '\0') -- "$file"
+    case $? in
+      0)
+        st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
+        return 0
+        ;;
+      1) nul=0 ;;
+      2) nul=unknown ;;
+      *) # 3: grep failed
+        st_status=fail st_reason="reading $file: $error" error=$st_reason
+        return 0
+        ;;
+    esac
+    out='more'
+    if [[ $nul == 0 ]]; then
+      wandb_resume::_grep_bounded -c -a -F '"log_history": [' -- "$file"
+      if (($? == 3)); then
+        st_status=fail st_reason="reading $file: $error" error=$st_reason
+        return 0
+      fi
+    fi
+    if [[ $nul == 0 && $grep_out == 1 ]]; then
+      wandb_resume::_jq_bounded -j -R -s --arg mode window --arg head "$head" \
+        --argjson window "$_WANDB_RESUME_WINDOW" "$_WANDB_RESUME_JQ_STATE" \
+        < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file") || {
+        st_status=fail st_reason="reading $file: $error" error=$st_reason
+        return 0
+      }
+    fi
+    if [[ $out == more* ]]; then
+      # Not sure: a full parse.
+      size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
+      if ((size <= _WANDB_RESUME_FULL_MAX)); then
+        wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
+          "$_WANDB_RESUME_JQ_STATE" <"$file"
+      else
+        # jq does not see NUL bytes (it skips them): look for them first.
+        if [[ $nul == unknown ]] && ! cmp -s -- - "$file" < <(tr -d '\0' <"$file"); then
+          st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
+          return 0
+        fi
+        wandb_resume::_jq_bounded -j -n --stream --arg mode stream --arg head '' \
+          --argjson window 0 "$_WANDB_RESUME_JQ_STATE" <"$file"
+      fi || {
+        st_status=fail st_reason="reading $file: $error" error=$st_reason
+        return 0
+      }
     fi
   fi
   mapfile -t -d $'\1' fields <<<"$out"
@@ -116,14 +278,17 @@ wandb_resume::_read_state() {
 }
 
 wandb_resume::_run_id_from_trainer_state_cmd() {
-  local st_status st_reason st_step t_id t_where id_problem quiet=0
+  local st_status st_reason st_step t_id t_where id_problem quiet=0 error out
   local -a st_where st_type st_value skipped=() warnings=()
   (($# == 1)) || {
     printf 'usage: wandb_resume::run_id_from_trainer_state FILE\n' >&2
     return 2
   }
   wandb_resume::_read_state "$1"
-  if [[ $st_status != ok ]]; then
+  if [[ $st_status == fail ]]; then
+    wandb_resume::_log error error "$st_reason"
+    return 1
+  elif [[ $st_status != ok ]]; then
     wandb_resume::_skip "$1" "$st_reason"
     return 1
   fi

@@ -37,9 +37,12 @@ Options:
 
 Which checkpoint (first match wins): --checkpoint; RESUME_FROM_CHECKPOINT_DIR;
 resume_from_checkpoint in --config; otherwise latest. A checkpoint is complete
-when its trainer_state.json is readable, well formed and its global_step is N;
-incomplete ones are skipped with a warning when looking for the latest, and are
-an error when named explicitly. No checkpoint at all means a new run.
+when its trainer_state.json is readable, one JSON object a full parse accepts
+(no NUL bytes, no byte order mark) and its global_step is N; incomplete ones are
+skipped with a warning when looking for the latest, and are an error when named
+explicitly. No checkpoint at all means a new run; checkpoints but none complete
+is an error (start over on purpose with --checkpoint none). A failure of jq or
+grep themselves is an error, never a skipped checkpoint.
 
 Which W&B run id (first source in order wins; disagreements are warned about):
   wandb-dir      run folders (run-<time>-<id>, offline-run-<time>-<id>) in

@@ -1,0 +1,134 @@
+#!/usr/bin/env bats
+# What makes a checkpoint complete: a trainer_state.json that a full JSON parse
+# accepts (the fast path never answers otherwise), and failures of our own tools
+# (jq, grep) are errors, never "damaged checkpoint".
+bats_require_minimum_version 1.5.0
+
+setup() {
+  load test_helper/common
+  common_setup
+}
+
+teardown() {
+  cleanup_workdir
+}
+
+# A huge trainer_state.json in HF's layout (over the 64 KiB tail window).
+# Arguments: DIR STEP [JQ_FILTER]
+make_huge_state() {
+  make_state "$1" "$2" '.log_history |= map(. + {pad: "0123456789012345678901234567890123456789"})'"${3:+ | $3}"
+}
+
+# A jq on PATH that behaves as given (fault injection: the real jq cannot be made
+# to crash on demand). Arguments: SHELL_CODE
+fake_jq() {
+  mkdir -p "$WORK/fakebin"
+  printf '#!/bin/bash\n%s\n' "$1" >"$WORK/fakebin/jq"
+  chmod +x "$WORK/fakebin/jq"
+}
+
+@test "a block of NUL bytes in the middle of a huge trainer_state.json: passed over" {
+  make_state "$OUT/checkpoint-2" 2
+  make_huge_state "$OUT/checkpoint-3000" 3000
+  dd if=/dev/zero of="$OUT/checkpoint-3000/trainer_state.json" bs=4096 seek=20 count=4 conv=notrunc status=none
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason')" 'NUL bytes in trainer_state.json (a save cut short by a crash?)'
+}
+
+@test "a 2 GB sparse trainer_state.json (all NUL) is passed over in bounded memory" {
+  make_state "$OUT/checkpoint-2" 2
+  mkdir -p "$OUT/checkpoint-4"
+  truncate -s 2G "$OUT/checkpoint-4/trainer_state.json"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason')" 'NUL bytes in trainer_state.json (a save cut short by a crash?)'
+}
+
+@test "a UTF-8 byte order mark: passed over (Python's json refuses it), small or huge" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  make_huge_state "$OUT/checkpoint-3000" 3000
+  local f
+  for f in "$OUT/checkpoint-4/trainer_state.json" "$OUT/checkpoint-3000/trainer_state.json"; do
+    { printf '\xef\xbb\xbf'; cat "$f"; } >"$WORK/bom" && mv "$WORK/bom" "$f"
+  done
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '[.skipped[].reason] | unique | length')" 1
+  assert_equal "$(field '.skipped[0].reason')" "trainer_state.json starts with a UTF-8 byte order mark (Python's json refuses it)"
+}
+
+@test "two JSON objects in one trainer_state.json: passed over, small or huge" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  make_huge_state "$OUT/checkpoint-3000" 3000
+  local f
+  for f in "$OUT/checkpoint-4/trainer_state.json" "$OUT/checkpoint-3000/trainer_state.json"; do
+    cat "$f" "$f" >"$WORK/two" && mv "$WORK/two" "$f"
+  done
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].reason')" 'more than one JSON value in trainer_state.json (two saves in one file?)'
+  assert_equal "$(field '.skipped[1].reason')" 'more than one JSON value in trainer_state.json (two saves in one file?)'
+}
+
+@test "stateful_callbacks larger than the tail window: the run id is still found" {
+  make_huge_state "$OUT/checkpoint-3000" 3000 \
+    '.stateful_callbacks.Big = {args: {blob: [range(20000) | "x\(.)"]}, attributes: {}}
+     | .stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "kept-id"}, attributes: {}}'
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+  assert_equal "$(field .run_id)" kept-id
+}
+
+@test "a duplicate key in a huge trainer_state.json gives the answer of a full parse" {
+  make_huge_state "$OUT/checkpoint-3000" 3000
+  # A second global_step after log_history: a full parse keeps the last one (7).
+  sed -i 's/^  "is_hyper_param_search": false,$/  "global_step": 7,\n&/' \
+    "$OUT/checkpoint-3000/trainer_state.json"
+  [[ $(jq .global_step "$OUT/checkpoint-3000/trainer_state.json") == 7 ]]
+  explain -o "$OUT" --checkpoint "$OUT/checkpoint-3000"
+  assert_failure 1
+  assert_stderr --partial "cannot be used: global_step is 7, but the folder is checkpoint-3000"
+}
+
+@test "jq that crashes is our failure: exit 1 naming jq, nothing exported, nothing run" {
+  make_state "$OUT/checkpoint-2" 2
+  fake_jq 'kill -SEGV $$'
+  run -1 --separate-stderr env PATH="$WORK/fakebin:$PATH" "$TR" -o "$OUT" -- touch "$WORK/ran"
+  assert_output ''
+  assert_stderr --partial 'jq was killed by signal 11'
+  refute_stderr --partial 'new training run'
+  assert [ ! -e "$WORK/ran" ]
+}
+
+@test "jq that cannot be run (exit 127) is our failure, not a damaged checkpoint" {
+  make_state "$OUT/checkpoint-2" 2
+  fake_jq 'echo "jq: error while loading shared libraries: libonig.so.5" >&2; exit 127'
+  run -1 --separate-stderr env PATH="$WORK/fakebin:$PATH" "$TR" -o "$OUT" -- touch "$WORK/ran"
+  assert_stderr --partial 'jq could not be run (exit 127): jq: error while loading shared libraries'
+  assert [ ! -e "$WORK/ran" ]
+}
+
+@test "jq out of memory is our failure: the library returns 1 and exports nothing" {
+  # 30000 steps, on one line (not HF's layout): only a full parse can read it, and
+  # that needs more than the 8 MiB of address space this test leaves jq.
+  make_state "$OUT/checkpoint-30000" 30000
+  jq -c . "$OUT/checkpoint-30000/trainer_state.json" >"$WORK/min.json"
+  mv "$WORK/min.json" "$OUT/checkpoint-30000/trainer_state.json"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  run -1 --separate-stderr bash -c '
+    source "$1/lib/wandb_resume.sh"
+    _WANDB_RESUME_MEM_KB=8192
+    unset WANDB_RESUME
+    wandb_resume::configure -o "$2" || { echo "rc=$? WANDB_RESUME=${WANDB_RESUME-unset}"; exit 1; }' \
+    _ "$ROOT" "$OUT"
+  assert_output 'rc=1 WANDB_RESUME=unset'
+  assert_stderr --partial 'jq ran out of memory (limit 8 MiB of address space)'
+}
