@@ -27,7 +27,8 @@ _WANDB_RESUME_MEM_KB=65536
 # "full" (jq -n: the values of the file) or "stream" (jq -n --stream: its events).
 # It prints fields, each ended by the byte 0x01 (a byte no valid run id holds; 0x00
 # and 0x01 in data become 0x02): status, detail, global_step, the number of run ids,
-# then for each: where, type, value; and a last field "end" (so that a jq cut short
+# then for each: where, type, value, wandb_step (stored beside the id: a whole number
+# >= 0, else empty); and a last field "end" (so that a jq cut short
 # is told from one that answered). status is ok, bad (not usable) or more (the
 # windows are not sure).
 # shellcheck disable=SC2016 # jq variables, not shell ones
@@ -41,11 +42,12 @@ def ids:
       | .key as $k | .value | (if type == "array" then .[] else . end)
       | select(type == "object") | .args | select(type == "object")
       | select(has("wandb_run_id") and .wandb_run_id != null)
-      | ["stateful_callbacks.\($k).args.wandb_run_id", .wandb_run_id]),
-    (select(has("wandb_run_id") and .wandb_run_id != null) | ["wandb_run_id", .wandb_run_id]) ];
+      | ["stateful_callbacks.\($k).args.wandb_run_id", .wandb_run_id, .wandb_step]),
+    (select(has("wandb_run_id") and .wandb_run_id != null) | ["wandb_run_id", .wandb_run_id, null]) ];
 def out($status; $detail; $step; $ids):
   (([$status, $detail, $step, ($ids | length | tostring)]
-   + [$ids[] | .[0], (.[1] | type), (.[1] | if type == "string" then . else tojson end)])[]
+   + [$ids[] | .[0], (.[1] | type), (.[1] | if type == "string" then . else tojson end),
+      (.[2] | if type == "number" and . >= 0 and floor == . then tostring else "" end)])[]
   | (explode | map(if . < 2 then 2 else . end) | implode), "\u0001"), "end\u0001";
 def step_of($o):
   if ($o | has("global_step") | not) then {err: "global_step missing from trainer_state.json"}
@@ -167,11 +169,12 @@ wandb_resume::_tool_failure() {
 # Arguments: FILE
 # Sets (caller's locals): st_status (ok|missing|bad|fail), st_reason (for fail:
 #   which of our tools failed, also in error), st_step, st_where/st_type/st_value
-#   (arrays: the run ids found, in order).
+#   (arrays: the run ids found, in order), st_wstep (the wandb_step stored beside
+#   each, or empty).
 wandb_resume::_read_state() {
   local file=$1 head out n i size nul grep_out
   local -a fields=()
-  st_status=bad st_reason='' st_step='' st_where=() st_type=() st_value=()
+  st_status=bad st_reason='' st_step='' st_where=() st_type=() st_value=() st_wstep=()
   if [[ ! -e $file && ! -L $file ]]; then
     st_status=missing
     st_reason='trainer_state.json missing (HF writes it last: the save was probably interrupted)'
@@ -270,16 +273,17 @@ wandb_resume::_read_state() {
   n=${fields[3]:-0}
   [[ $n =~ ^[0-9]+$ ]] || n=0
   for ((i = 0; i < n; i++)); do
-    st_where+=("${fields[4 + 3 * i]:-}")
-    st_type+=("${fields[5 + 3 * i]:-}")
-    st_value+=("${fields[6 + 3 * i]:-}")
+    st_where+=("${fields[4 + 4 * i]:-}")
+    st_type+=("${fields[5 + 4 * i]:-}")
+    st_value+=("${fields[6 + 4 * i]:-}")
+    st_wstep+=("${fields[7 + 4 * i]:-}")
   done
   [[ $st_status == ok || -n $st_reason ]] || st_reason='trainer_state.json could not be read'
 }
 
 wandb_resume::_run_id_from_trainer_state_cmd() {
   local st_status st_reason st_step t_id t_where id_problem quiet=0 error out
-  local -a st_where st_type st_value skipped=() warnings=()
+  local -a st_where st_type st_value st_wstep skipped=() warnings=()
   (($# == 1)) || {
     printf 'usage: wandb_resume::run_id_from_trainer_state FILE\n' >&2
     return 2

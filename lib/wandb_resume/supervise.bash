@@ -79,7 +79,7 @@ wandb_resume::_supervise() {
   local out='' max_restarts=5 sig=USR1 value take error='' quiet=0 child rc=0 number
   local before='' after='' l_path l_count l_numbered c_reason st_status st_reason st_step job restarts
   local stop='' why name finished=0
-  local -a skipped=() warnings=() st_where=() st_type=() st_value=() launch=()
+  local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() launch=()
   while (($#)); do
     case $1 in
       -o | --output-dir | --output-dir=*)
