@@ -20,7 +20,7 @@ accepted_options() {
   local listed
   listed=$(grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' <<<"$output" | grep -oE -- '--[a-z-]+' | sort -u)
   assert_equal "$listed" "$(accepted_options)"
-  assert_equal "$(accepted_options | wc -l)" 11
+  assert_equal "$(accepted_options | wc -l)" 12
 }
 
 @test "every short option in --help is accepted" {
@@ -84,7 +84,7 @@ accepted_options() {
   explain -o "$OUT"
   assert_success
   assert_equal "$(field 'keys_unsorted | join(",")')" \
-    'mode,checkpoint,run_id,run_id_source,wandb_resume,skipped,warnings'
+    'mode,checkpoint,run_id,run_id_source,wandb_resume,wandb_resume_from,skipped,warnings'
   assert_equal "$(field '[.mode, .run_id_source, .wandb_resume] | join(",")')" 'resume,wandb-dir,must'
   assert_equal "$(field '[.checkpoint, .run_id] | map(type) | join(",")')" 'string,string'
   assert_equal "$(field '.skipped | map(keys | join(",")) | unique | join(";")')" 'path,reason'
@@ -111,7 +111,7 @@ accepted_options() {
     ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
   done
   run -0 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" --explain --json
-  assert_output '{"mode": "new", "checkpoint": null, "run_id": null, "run_id_source": null, "wandb_resume": "allow", "skipped": [], "warnings": []}'
+  assert_output '{"mode": "new", "checkpoint": null, "run_id": null, "run_id_source": null, "wandb_resume": "allow", "wandb_resume_from": null, "skipped": [], "warnings": []}'
 }
 
 @test "--json escapes paths and reasons as JSON strings" {

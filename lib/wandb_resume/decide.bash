@@ -6,6 +6,7 @@
 #   0. read the options               wandb_resume::_parse_options    options.bash
 #   1. which checkpoint               wandb_resume::_choose_checkpoint checkpoint.bash
 #   2. which W&B run id               wandb_resume::_find_run_id       run_id.bash
+#  2b. --wandb-rewind                 wandb_resume::_decide_rewind     export.bash
 #   3. what is exported               wandb_resume::_export_decision   export.bash
 # The steps share the decision's state through the locals declared here (bash's
 # dynamic scope); each step's header says what it reads and sets.
@@ -17,14 +18,14 @@ wandb_resume::_configure() {
   local caller=$1
   shift
   # The options (step 0).
-  local output_dir='' checkpoint='' config='' wandb_dir='' explain=0 json=0 quiet=0 stop=0
+  local output_dir='' checkpoint='' config='' wandb_dir='' explain=0 json=0 quiet=0 stop=0 rewind=0
   local resume_mode=${WANDB_RESUME_MODE:-must}
   local sources=${WANDB_RESUME_SOURCES:-$_WANDB_RESUME_DEFAULT_SOURCES}
   local -a source_list=() command=()
   # The decision (steps 1 and 2), and what was skipped or warned about on the way.
-  local mode='' ckpt='' detail='' run_id='' run_id_source='' wandb_resume=allow error=''
+  local mode='' ckpt='' detail='' run_id='' run_id_source='' wandb_resume=allow error='' resume_from=''
   local st_status='' st_reason='' st_step=''
-  local -a st_where=() st_type=() st_value=() skipped=() warnings=()
+  local -a st_where=() st_type=() st_value=() st_wstep=() skipped=() warnings=()
 
   wandb_resume::_parse_options "$caller" "$@" || return
   ((stop)) && return 0
@@ -32,6 +33,7 @@ wandb_resume::_configure() {
   if [[ $mode == resume ]]; then
     wandb_resume::_find_run_id
     wandb_resume::_check_space "$output_dir" "$ckpt"
+    wandb_resume::_decide_rewind
   fi
   ((json)) && wandb_resume::_print_json
   wandb_resume::_export_decision

@@ -78,8 +78,75 @@ wandb_resume::_export_pythonpath() {
     wandb_resume::_export PYTHONPATH "$wanted"
 }
 
+# Is version A >= version B? (dotted numbers; a suffix such as rc1 or .dev0 is ignored)
+# Arguments: A B. Returns 0 yes, 1 no.
+wandb_resume::_version_ge() {
+  local -a a b
+  local i
+  IFS=. read -r -a a <<<"${1%%[!0-9.]*}"
+  IFS=. read -r -a b <<<"${2%%[!0-9.]*}"
+  for i in 0 1 2; do
+    ((10#${a[i]:-0} > 10#${b[i]:-0})) && return 0
+    ((10#${a[i]:-0} < 10#${b[i]:-0})) && return 1
+  done
+  return 0
+}
+
+# The version of wandb the trainer will import: asked of COMMAND's Python when
+# COMMAND starts with python*, else of python3 on PATH (one short process, only
+# when a check needs it). Sets: wb_version ("" when wandb is not found), wb_python.
+# Reads: command.
+wandb_resume::_wandb_version() {
+  wb_python=python3
+  [[ ${#command[@]} -gt 0 && ${command[0]##*/} == python* ]] && wb_python=${command[0]}
+  wb_version=$("$wb_python" -c 'import importlib.metadata as m; print(m.version("wandb"))' 2>/dev/null) ||
+    wb_version=''
+  [[ $wb_version =~ ^[0-9]+(\.[0-9]+)*[A-Za-z0-9.+-]*$ ]] || wb_version=''
+}
+
+# Step 2b (--wandb-rewind): on a resume, rewind the run to the _step the checkpoint
+# recorded (stateful_callbacks.*.args.wandb_step beside the same run id) instead of
+# resuming it: resume_from=<id>?_step=<n>. Needs wandb >= 0.17.1, and >= 0.20.0
+# offline (WANDB_MODE=offline|dryrun: the rewind is applied at sync). Falls back to
+# WANDB_RESUME (with a warning that says why) without a run id, without a recorded
+# step, or with a wandb too old or not found.
+# Reads: rewind, mode, run_id, st_value/st_type/st_wstep, command, WANDB_MODE.
+# Sets: resume_from, wandb_resume ("" when rewound); appends to warnings.
+wandb_resume::_decide_rewind() {
+  local i n='' need=0.17.1 wb_version wb_python
+  ((rewind)) && [[ $mode == resume ]] || return 0
+  if [[ -z $run_id ]]; then
+    wandb_resume::_warn "--wandb-rewind: no W&B run id found, nothing to rewind; WANDB_RESUME=$wandb_resume instead"
+    return 0
+  fi
+  for i in "${!st_value[@]}"; do
+    if [[ ${st_type[i]} == string && ${st_value[i]} == "$run_id" && -n ${st_wstep[i]:-} ]]; then
+      n=${st_wstep[i]}
+      break
+    fi
+  done
+  if [[ -z $n ]]; then
+    wandb_resume::_warn "--wandb-rewind: $ckpt/trainer_state.json records no W&B _step (wandb_step) for run $run_id (saved without train-resume's callback, or before W&B logged a row); resuming without a rewind: WANDB_RESUME=$wandb_resume"
+    return 0
+  fi
+  [[ ${WANDB_MODE:-} == @(offline|dryrun) ]] && need=0.20.0
+  wandb_resume::_wandb_version
+  if [[ -z $wb_version ]]; then
+    wandb_resume::_warn "--wandb-rewind: wandb not found by $wb_python, cannot check it rewinds (needs >= $need); resuming without a rewind: WANDB_RESUME=$wandb_resume"
+    return 0
+  fi
+  if ! wandb_resume::_version_ge "$wb_version" "$need"; then
+    wandb_resume::_warn "--wandb-rewind: wandb $wb_version cannot rewind ${WANDB_MODE:+in $WANDB_MODE mode }(needs >= $need); resuming without a rewind: WANDB_RESUME=$wandb_resume"
+    return 0
+  fi
+  resume_from="$run_id?_step=$n"
+  wandb_resume=''
+  wandb_resume::_log info note "⏪ --wandb-rewind: the W&B run rewinds to _step $n, as saved with $ckpt (wandb $wb_version)"
+}
+
 # Step 3: what is exported (nothing is exported before this step).
 #   resume, id found:  WANDB_RUN_ID=<id>, WANDB_RESUME=must (or --resume-mode)
+#   ... --wandb-rewind: WANDB_RESUME_FROM=<id>?_step=<n> instead (WANDB_RESUME unset)
 #   resume, no id:     WANDB_RESUME=allow
 #   new run:           WANDB_RESUME=allow; TRAIN_RESUME_CHECKPOINT unset
 #   resume:            TRAIN_RESUME_CHECKPOINT=<absolute path>,
@@ -88,7 +155,8 @@ wandb_resume::_export_pythonpath() {
 # WANDB_RUN_ID "not set by us" on a new run or without an id: one we exported
 # earlier in this shell is unset, an empty or invalid one is unset (W&B would refuse
 # to start), one the user set is left alone.
-# Reads: mode, ckpt, run_id, run_id_source, wandb_resume, explain, caller, command.
+# Reads: mode, ckpt, run_id, run_id_source, wandb_resume, resume_from, explain,
+#   caller, command.
 # Sets: _WANDB_RESUME_EXPORTED_ID; with bin/train-resume, _WANDB_RESUME_EXEC.
 wandb_resume::_export_decision() {
   local id_problem
@@ -105,7 +173,13 @@ wandb_resume::_export_decision() {
       wandb_resume::_log info note "🔧 WANDB_RUN_ID=$WANDB_RUN_ID was set before this decision; left as it is"
     fi
   fi
-  wandb_resume::_export WANDB_RESUME "$wandb_resume"
+  if [[ -n $resume_from ]]; then
+    wandb_resume::_export WANDB_RESUME_FROM "$resume_from"
+    wandb_resume::_unset WANDB_RESUME 'W&B refuses it together with WANDB_RESUME_FROM'
+  else
+    wandb_resume::_export WANDB_RESUME "$wandb_resume"
+    wandb_resume::_unset WANDB_RESUME_FROM 'no rewind'
+  fi
   if [[ $mode == resume ]]; then
     wandb_resume::_export TRAIN_RESUME_CHECKPOINT "$ckpt"
   else

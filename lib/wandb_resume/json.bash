@@ -32,7 +32,7 @@ wandb_resume::_json_string() {
 
 # Print the decision as the JSON object of the --explain --json contract (in bash:
 # no process for it). Reads the caller's mode, ckpt, run_id, run_id_source,
-# wandb_resume, skipped and warnings.
+# wandb_resume, resume_from, skipped and warnings.
 wandb_resume::_print_json() {
   local json i sep='' out="{\"mode\": \"$mode\""
   wandb_resume::_json_string --null "$ckpt"
@@ -40,7 +40,11 @@ wandb_resume::_print_json() {
   wandb_resume::_json_string --null "$run_id"
   out+=", \"run_id\": $json"
   wandb_resume::_json_string --null "$run_id_source"
-  out+=", \"run_id_source\": $json, \"wandb_resume\": \"$wandb_resume\", \"skipped\": ["
+  out+=", \"run_id_source\": $json"
+  wandb_resume::_json_string --null "$wandb_resume"
+  out+=", \"wandb_resume\": $json"
+  wandb_resume::_json_string --null "$resume_from"
+  out+=", \"wandb_resume_from\": $json, \"skipped\": ["
   for ((i = 0; i < ${#skipped[@]}; i += 2)); do
     wandb_resume::_json_string "${skipped[i]}"
     out+="$sep{\"path\": $json, "

@@ -29,6 +29,11 @@ Options:
       --resume-mode MODE    WANDB_RESUME on a resume: must (default) or allow
       --sources LIST        run id sources, in order, comma-separated, from
                             wandb-dir, trainer-state, env (default: all three)
+      --wandb-rewind        on a resume, rewind the W&B run to the _step the
+                            checkpoint recorded: WANDB_RESUME_FROM=<id>?_step=<n>
+                            instead of WANDB_RESUME (wandb >= 0.17.1; offline
+                            >= 0.20.0, applied at sync; a server feature in
+                            preview); no recorded step: WANDB_RESUME, warned
   -n, --explain             decide and log, export and run nothing
       --json                print the decision as one JSON object (implies --explain)
   -q, --quiet               log nothing but errors
@@ -69,6 +74,8 @@ Environment:
 
 Exported on a resume: WANDB_RUN_ID=<id>, WANDB_RESUME=must,
 TRAIN_RESUME_CHECKPOINT=<absolute path>, TRAIN_RESUME_RUN_ID_SOURCE=<source>.
+With --wandb-rewind and a recorded step: WANDB_RESUME_FROM=<id>?_step=<n>,
+WANDB_RESUME unset.
 Resume without a run id: WANDB_RESUME=allow (and the checkpoint).
 New run: WANDB_RESUME=allow; TRAIN_RESUME_* unset; WANDB_RUN_ID not set by us.
 Always: PYTHONPATH=<root>/train_resume/bootstrap:<root>:... (the hand-off).
@@ -83,7 +90,8 @@ step 0 while the job resumes stops with an error before the first step.
 --explain --json prints:
   {"mode": "resume"|"new", "checkpoint": PATH|null, "run_id": ID|null,
    "run_id_source": "wandb-dir"|"trainer-state"|"env"|null,
-   "wandb_resume": "must"|"allow",
+   "wandb_resume": "must"|"allow"|null (null: rewound),
+   "wandb_resume_from": "<id>?_step=<n>"|null,
    "skipped": [{"path": PATH, "reason": TEXT}...], "warnings": [TEXT...]}
 
 Exit status: 0 decided (or COMMAND's own status), 1 the decision failed (an
