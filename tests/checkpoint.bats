@@ -213,7 +213,7 @@ teardown() {
 
 @test "a checkpoint given without an output dir has its parent as the output dir" {
   cp -R "$FIXTURES/trl-run" "$OUT"
-  explain -c "$OUT/checkpoint-2"
+  explain -c "$OUT/checkpoint-2" --sources wandb-dir
   assert_success
   assert_equal "$(field .run_id_source)" wandb-dir
   assert_stderr --partial "📂 output dir: $OUT (the checkpoint's parent)"

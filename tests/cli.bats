@@ -85,7 +85,7 @@ accepted_options() {
   assert_success
   assert_equal "$(field 'keys_unsorted | join(",")')" \
     'mode,checkpoint,run_id,run_id_source,wandb_resume,wandb_resume_from,skipped,warnings'
-  assert_equal "$(field '[.mode, .run_id_source, .wandb_resume] | join(",")')" 'resume,wandb-dir,must'
+  assert_equal "$(field '[.mode, .run_id_source, .wandb_resume] | join(",")')" 'resume,trainer-state,must'
   assert_equal "$(field '[.checkpoint, .run_id] | map(type) | join(",")')" 'string,string'
   assert_equal "$(field '.skipped | map(keys | join(",")) | unique | join(";")')" 'path,reason'
   assert_equal "$(field '.warnings | type')" array

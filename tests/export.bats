@@ -17,7 +17,7 @@ setup() {
   assert_equal "$WANDB_RUN_ID" "$(fixture_state_id trl-run checkpoint-4)"
   assert_equal "$WANDB_RESUME" must
   assert_equal "$TRAIN_RESUME_CHECKPOINT" "$OUT/checkpoint-4"
-  assert_equal "$TRAIN_RESUME_RUN_ID_SOURCE" wandb-dir
+  assert_equal "$TRAIN_RESUME_RUN_ID_SOURCE" trainer-state
   run env
   assert_line "WANDB_RUN_ID=$WANDB_RUN_ID"
   assert_line "TRAIN_RESUME_CHECKPOINT=$OUT/checkpoint-4"

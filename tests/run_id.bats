@@ -10,7 +10,7 @@ setup() {
 
 @test "finds the run id in the W&B run folders of a real TRL run" {
   cp -R "$FIXTURES/trl-run" "$OUT"
-  explain -o "$OUT"
+  explain -o "$OUT" --sources wandb-dir
   assert_equal "$(field .run_id)" "$(fixture_state_id trl-run checkpoint-4)"
   assert_equal "$(field .run_id_source)" wandb-dir
   assert_stderr --partial "🔍 looking for the W&B run id in $OUT/wandb"
@@ -22,7 +22,7 @@ setup() {
   make_run "$OUT/checkpoint-4/wandb" run-20260101_000000-inckpt inckpt
   explain -o "$OUT"
   assert_equal "$(field .run_id)" inckpt
-  assert_stderr --partial "found W&B run id: inckpt (source wandb-dir: $OUT/checkpoint-4/wandb/run-20260101_000000-inckpt)"
+  assert_stderr --partial "found W&B run id: inckpt (source checkpoint-wandb: $OUT/checkpoint-4/wandb/run-20260101_000000-inckpt)"
 }
 
 @test "finds the run id in \$WANDB_DIR/wandb" {
@@ -158,21 +158,55 @@ setup() {
   assert_equal "$(field .run_id_source)" env
 }
 
-@test "warns with both ids and their places when sources disagree, and follows the order" {
+@test "the checkpoint's stored id beats OUTPUT_DIR/wandb (an eval run there does not take over), with a warning" {
   make_state "$OUT/checkpoint-2" 2 '.wandb_run_id = "stateid"'
-  make_run "$OUT/wandb" run-20260101_000000-dirid dirid
+  make_run "$OUT/wandb" run-20260101_000000-evalid evalid
   explain -o "$OUT"
-  assert_equal "$(field .run_id)" dirid
+  assert_equal "$(field .run_id)" stateid
+  assert_equal "$(field .run_id_source)" trainer-state
   assert_equal "$(field '.warnings[0]')" \
-    "run ids disagree: dirid (wandb-dir: $OUT/wandb/run-20260101_000000-dirid) and stateid (trainer-state: $OUT/checkpoint-2/trainer_state.json wandb_run_id); following the order: dirid"
+    "run ids disagree: stateid (trainer-state: $OUT/checkpoint-2/trainer_state.json wandb_run_id) and evalid (wandb-dir: $OUT/wandb/run-20260101_000000-evalid); following the order: stateid"
+}
+
+@test "CHECKPOINT/wandb beats the id stored in the checkpoint's trainer_state.json" {
+  make_state "$OUT/checkpoint-2" 2 '.wandb_run_id = "stateid"'
+  make_run "$OUT/checkpoint-2/wandb" run-20260101_000000-ckptid ckptid
+  explain -o "$OUT"
+  assert_equal "$(field .run_id)" ckptid
+  assert_equal "$(field .run_id_source)" checkpoint-wandb
+}
+
+@test "the stored id beats --wandb-dir and \$WANDB_DIR/wandb, which beat WANDB_RUN_ID" {
+  make_state "$OUT/checkpoint-2" 2 '.wandb_run_id = "stateid"'
+  make_run "$WORK/opt/wandb" run-20260101_000000-optid optid
+  make_run "$WORK/env/wandb" run-20260101_000000-envdirid envdirid
+  WANDB_DIR=$WORK/env WANDB_RUN_ID=envid explain -o "$OUT" --wandb-dir "$WORK/opt"
+  assert_equal "$(field .run_id)" stateid
+  run jq -r '.warnings[]' <<<"$output"
+  assert_line --index 0 --partial 'and optid (wandb-dir:'
+  assert_line --index 1 --partial 'and envid (env: WANDB_RUN_ID)'
+  rm "$OUT/checkpoint-2/trainer_state.json"
+  make_state "$OUT/checkpoint-2" 2
+  WANDB_DIR=$WORK/env WANDB_RUN_ID=envid explain -o "$OUT" --wandb-dir "$WORK/opt"
+  assert_equal "$(field .run_id)" optid
+  assert_equal "$(field .run_id_source)" wandb-dir
+}
+
+@test "an older source list without checkpoint-wandb still looks in CHECKPOINT/wandb first" {
+  make_state "$OUT/checkpoint-2" 2 '.wandb_run_id = "stateid"'
+  make_run "$OUT/checkpoint-2/wandb" run-20260101_000000-ckptid ckptid
+  make_run "$OUT/wandb" run-20260101_000000-dirid dirid
+  WANDB_RESUME_SOURCES=wandb-dir,trainer-state,env explain -o "$OUT"
+  assert_equal "$(field .run_id)" ckptid
+  assert_equal "$(field .run_id_source)" wandb-dir
 }
 
 @test "WANDB_RESUME_SOURCES changes the order of the sources" {
   make_state "$OUT/checkpoint-2" 2 '.wandb_run_id = "stateid"'
   make_run "$OUT/wandb" run-20260101_000000-dirid dirid
-  WANDB_RESUME_SOURCES=trainer-state,wandb-dir explain -o "$OUT"
-  assert_equal "$(field .run_id)" stateid
-  assert_equal "$(field .run_id_source)" trainer-state
+  WANDB_RESUME_SOURCES=wandb-dir,trainer-state explain -o "$OUT"
+  assert_equal "$(field .run_id)" dirid
+  assert_equal "$(field .run_id_source)" wandb-dir
 }
 
 @test "--sources leaves out the sources it does not name" {
@@ -185,7 +219,7 @@ setup() {
 
 @test "an unknown source is a usage error" {
   run -2 --separate-stderr "$TR" -o "$OUT" --sources wandb-dir,cloud --explain
-  assert_stderr --partial 'unknown run id source: cloud (known: wandb-dir, trainer-state, env)'
+  assert_stderr --partial 'unknown run id source: cloud (known: checkpoint-wandb, trainer-state, wandb-dir, env)'
 }
 
 @test "resuming without any run id says so and goes on with WANDB_RESUME=allow" {
@@ -196,7 +230,7 @@ setup() {
   assert_equal "$(field .mode)" resume
   assert_equal "$(field .run_id)" null
   assert_equal "$(field .wandb_resume)" allow
-  assert_stderr --partial "❌ no W&B run id found (searched: $OUT/checkpoint-4/wandb, $OUT/wandb, $OUT/checkpoint-4/trainer_state.json, WANDB_RUN_ID); continuing with WANDB_RESUME=allow"
+  assert_stderr --partial "❌ no W&B run id found (searched: $OUT/checkpoint-4/wandb, $OUT/checkpoint-4/trainer_state.json, $OUT/wandb, WANDB_RUN_ID); continuing with WANDB_RESUME=allow"
 }
 
 @test "wandb_resume::run_id_from_wandb_dir prints the id of a real run folder" {

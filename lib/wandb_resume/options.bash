@@ -102,8 +102,8 @@ wandb_resume::_parse_options() {
       IFS=, read -r -a source_list <<<"$sources"
       ((${#source_list[@]} > 0)) || error='no run id sources given (--sources / WANDB_RESUME_SOURCES)'
       for src in "${source_list[@]}"; do
-        [[ $src == @(wandb-dir|trainer-state|env) ]] ||
-          error="unknown run id source: $src (known: wandb-dir, trainer-state, env)"
+        [[ $src == @(checkpoint-wandb|trainer-state|wandb-dir|env) ]] ||
+          error="unknown run id source: $src (known: checkpoint-wandb, trainer-state, wandb-dir, env)"
       done
     fi
   fi

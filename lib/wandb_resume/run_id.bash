@@ -5,36 +5,48 @@
 # folders of a `wandb` dir (run-<time>-<id>/run-<id>.wandb).
 # Part of lib/wandb_resume.sh.
 
-# The default order of the run id sources (WANDB_RESUME_SOURCES overrides it).
-_WANDB_RESUME_DEFAULT_SOURCES=wandb-dir,trainer-state,env
+# The default order of the run id sources (WANDB_RESUME_SOURCES overrides it): the
+# checkpoint's own record first (its wandb folder, then the id its trainer_state.json
+# stores), so that another run writing into OUTPUT_DIR/wandb (an evaluation started
+# with WANDB_DIR=OUTPUT_DIR) never takes over.
+_WANDB_RESUME_DEFAULT_SOURCES=checkpoint-wandb,trainer-state,wandb-dir,env
 
 # Step 2: which W&B run id. Every source of source_list is consulted in order
 # (so that disagreements can be warned about); the first id found wins:
-#   wandb-dir      run folders in CHECKPOINT/wandb, OUTPUT_DIR/wandb, --wandb-dir
-#                  (DIR/wandb, or DIR itself when named wandb), $WANDB_DIR/wandb
+#   checkpoint-wandb  run folders in CHECKPOINT/wandb
 #   trainer-state  the id the callback stored in the checkpoint's trainer_state.json
+#   wandb-dir      run folders in OUTPUT_DIR/wandb, --wandb-dir (DIR/wandb, or DIR
+#                  itself when named wandb), $WANDB_DIR/wandb; also CHECKPOINT/wandb
+#                  first when checkpoint-wandb is not in the list (older lists)
 #   env            an existing WANDB_RUN_ID
 # Reads: source_list, ckpt, output_dir, wandb_dir, resume_mode and the st_* of the
 #   checkpoint. Sets: run_id, run_id_source, wandb_resume; logs every step.
 wandb_resume::_find_run_id() {
   local src dir abs i t_id t_where w_id w_folder id_problem joined
-  local -a cand_src=() cand_id=() cand_detail=() searched=() dirs=()
+  local -a cand_src=() cand_id=() cand_detail=() searched=() dirs=() scanned=()
   for src in "${source_list[@]}"; do
     case $src in
-      wandb-dir)
-        dirs=("$ckpt/wandb" "$output_dir/wandb")
-        [[ -n $wandb_dir ]] && dirs+=("${wandb_dir%/}/wandb")
-        [[ ${wandb_dir%/} == ?(*/)wandb ]] && dirs+=("${wandb_dir%/}")
-        [[ -n ${WANDB_DIR:-} ]] && dirs+=("${WANDB_DIR%/}/wandb")
+      checkpoint-wandb | wandb-dir)
+        if [[ $src == checkpoint-wandb ]]; then
+          dirs=("$ckpt/wandb")
+        else
+          dirs=("$ckpt/wandb" "$output_dir/wandb")
+          for abs in "${source_list[@]}"; do
+            [[ $abs == checkpoint-wandb ]] && dirs=("$output_dir/wandb")
+          done
+          [[ -n $wandb_dir ]] && dirs+=("${wandb_dir%/}/wandb")
+          [[ ${wandb_dir%/} == ?(*/)wandb ]] && dirs+=("${wandb_dir%/}")
+          [[ -n ${WANDB_DIR:-} ]] && dirs+=("${WANDB_DIR%/}/wandb")
+        fi
         for ((i = 0; i < ${#dirs[@]}; i++)); do
           dir=${dirs[i]}
-          for abs in "${dirs[@]:0:i}"; do
+          for abs in "${dirs[@]:0:i}" "${scanned[@]}"; do
             [[ $abs == "$dir" || $abs -ef $dir ]] && continue 2
           done
-          searched+=("$dir")
+          searched+=("$dir") scanned+=("$dir")
           wandb_resume::_log info looking "$dir"
           if wandb_resume::_scan_wandb_dir "$dir"; then
-            cand_src+=(wandb-dir) cand_id+=("$w_id") cand_detail+=("$w_folder")
+            cand_src+=("$src") cand_id+=("$w_id") cand_detail+=("$w_folder")
             break
           fi
         done

@@ -151,7 +151,8 @@ wandb_resume::_grep_bounded() {
 wandb_resume::_tool_failure() {
   local tool=$1 rc=$2 text=${3//$'\n'/ }
   text=${text//[[:cntrl:]]/?}
-  if [[ $text == *'cannot allocate memory'* || $text == *'out of memory'* ]]; then
+  if [[ $text == *[Cc]'annot allocate'* || $text == *'out of memory'* ||
+    $text == *'memory exhausted'* || $text == *'failed to map segment'* ]]; then
     error="$tool ran out of memory (limit $((_WANDB_RESUME_MEM_KB / 1024)) MiB of address space)"
   elif ((rc == 127 || rc == 126)); then
     error="$tool could not be run (exit $rc)"

@@ -28,7 +28,8 @@ Options:
                             WANDB_DIR), or in DIR itself when it is named wandb
       --resume-mode MODE    WANDB_RESUME on a resume: must (default) or allow
       --sources LIST        run id sources, in order, comma-separated, from
-                            wandb-dir, trainer-state, env (default: all three)
+                            checkpoint-wandb, trainer-state, wandb-dir, env
+                            (default: all four, in that order)
       --wandb-rewind        on a resume, rewind the W&B run to the _step the
                             checkpoint recorded: WANDB_RESUME_FROM=<id>?_step=<n>
                             instead of WANDB_RESUME (wandb >= 0.17.1; offline
@@ -50,11 +51,12 @@ is an error (start over on purpose with --checkpoint none). A failure of jq or
 grep themselves is an error, never a skipped checkpoint.
 
 Which W&B run id (first source in order wins; disagreements are warned about):
-  wandb-dir      run folders (run-<time>-<id>, offline-run-<time>-<id>) in
-                 CHECKPOINT/wandb, OUTPUT_DIR/wandb, --wandb-dir, $WANDB_DIR/wandb;
-                 the one latest-run points to, else the newest
-  trainer-state  trainer_state.json: stateful_callbacks.*.args.wandb_run_id,
-                 then a top-level wandb_run_id
+  checkpoint-wandb  run folders in CHECKPOINT/wandb (the checkpoint's own record)
+  trainer-state  the checkpoint's trainer_state.json:
+                 stateful_callbacks.*.args.wandb_run_id, then a top-level wandb_run_id
+  wandb-dir      run folders in OUTPUT_DIR/wandb, --wandb-dir, $WANDB_DIR/wandb
+                 (run-<time>-<id>, offline-run-<time>-<id>: the one latest-run
+                 points to, else the newest)
   env            an existing WANDB_RUN_ID
 
 Environment:
@@ -89,7 +91,7 @@ step 0 while the job resumes stops with an error before the first step.
 
 --explain --json prints:
   {"mode": "resume"|"new", "checkpoint": PATH|null, "run_id": ID|null,
-   "run_id_source": "wandb-dir"|"trainer-state"|"env"|null,
+   "run_id_source": "checkpoint-wandb"|"trainer-state"|"wandb-dir"|"env"|null,
    "wandb_resume": "must"|"allow"|null (null: rewound),
    "wandb_resume_from": "<id>?_step=<n>"|null,
    "skipped": [{"path": PATH, "reason": TEXT}...], "warnings": [TEXT...]}
