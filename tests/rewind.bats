@@ -129,3 +129,32 @@ saved_with() {
   explain -o "$OUT" --sources trainer-state --wandb-rewind
   assert_equal "$(field .wandb_resume_from)" 'run-a1?_step=57'
 }
+
+@test "a resume in offline mode warns when wandb is older than 0.31 (the version it was verified with)" {
+  saved_with "$OUT/checkpoint-8" 8 run-a1 57
+  WANDB_MODE=offline STUB_WANDB=0.30.2 explain -o "$OUT" --sources trainer-state
+  assert_success
+  assert_equal "$(field .wandb_resume)" must
+  assert_equal "$(field '.warnings[0]')" \
+    'wandb 0.30.2 is older than 0.31.0, the version the offline resume was verified with (WANDB_MODE=offline): how it numbers a resumed segment'"'"'s rows and how wandb sync appends them may differ; check with train-resume sync --dry-run'
+}
+
+@test "no wandb version warning online, or offline with wandb 0.31 or newer" {
+  saved_with "$OUT/checkpoint-8" 8 run-a1 57
+  STUB_WANDB=0.30.2 explain -o "$OUT" --sources trainer-state
+  assert_equal "$(field '.warnings | length')" 0
+  WANDB_MODE=offline STUB_WANDB=0.31.0 explain -o "$OUT" --sources trainer-state
+  assert_equal "$(field '.warnings | length')" 0
+  WANDB_MODE=offline STUB_WANDB=1.2.0rc1 explain -o "$OUT" --sources trainer-state
+  assert_equal "$(field '.warnings | length')" 0
+}
+
+@test "--wandb-rewind offline asks for the wandb version once" {
+  saved_with "$OUT/checkpoint-8" 8 run-a1 57
+  # shellcheck disable=SC2016 # the stub's own code, expanded when it runs
+  printf '%s\n' '#!/usr/bin/env bash' 'printf x >>"$WORK/asked"' 'printf "0.31.0\n"' >"$WORK/bin/python3"
+  export WORK
+  WANDB_MODE=offline explain -o "$OUT" --sources trainer-state --wandb-rewind
+  assert_equal "$(field .wandb_resume_from)" 'run-a1?_step=57'
+  assert_equal "$(cat "$WORK/asked")" x
+}

@@ -7,6 +7,7 @@
 #   1. which checkpoint               wandb_resume::_choose_checkpoint checkpoint.bash
 #   2. which W&B run id               wandb_resume::_find_run_id       run_id.bash
 #  2b. --wandb-rewind                 wandb_resume::_decide_rewind     export.bash
+#      offline: wandb old?            wandb_resume::_check_offline_wandb export.bash
 #   3. what is exported               wandb_resume::_export_decision   export.bash
 # The steps share the decision's state through the locals declared here (bash's
 # dynamic scope); each step's header says what it reads and sets.
@@ -24,6 +25,7 @@ wandb_resume::_configure() {
   local -a source_list=() command=()
   # The decision (steps 1 and 2), and what was skipped or warned about on the way.
   local mode='' ckpt='' detail='' run_id='' run_id_source='' wandb_resume=allow error='' resume_from=''
+  local wb_version='' wb_python=''
   local st_status='' st_reason='' st_step=''
   local -a st_where=() st_type=() st_value=() st_wstep=() skipped=() warnings=()
 
@@ -34,6 +36,7 @@ wandb_resume::_configure() {
     wandb_resume::_find_run_id
     wandb_resume::_check_space "$output_dir" "$ckpt"
     wandb_resume::_decide_rewind
+    wandb_resume::_check_offline_wandb
   fi
   ((json)) && wandb_resume::_print_json
   wandb_resume::_export_decision

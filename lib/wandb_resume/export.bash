@@ -78,6 +78,9 @@ wandb_resume::_export_pythonpath() {
     wandb_resume::_export PYTHONPATH "$wanted"
 }
 
+# The wandb version the offline resume and sync were verified with (FACTS: 0.31.0).
+_WANDB_RESUME_OFFLINE_VERIFIED=0.31.0
+
 # Is version A >= version B? (dotted numbers; a suffix such as rc1 or .dev0 is ignored)
 # Arguments: A B. Returns 0 yes, 1 no.
 wandb_resume::_version_ge() {
@@ -94,9 +97,10 @@ wandb_resume::_version_ge() {
 
 # The version of wandb the trainer will import: asked of COMMAND's Python when
 # COMMAND starts with python*, else of python3 on PATH (one short process, only
-# when a check needs it). Sets: wb_version ("" when wandb is not found), wb_python.
-# Reads: command.
+# when a check needs it, once a decision). Sets: wb_version ("" when wandb is not
+# found), wb_python (the decision's locals). Reads: command.
 wandb_resume::_wandb_version() {
+  [[ -n $wb_python ]] && return 0
   wb_python=python3
   [[ ${#command[@]} -gt 0 && ${command[0]##*/} == python* ]] && wb_python=${command[0]}
   wb_version=$("$wb_python" -c 'import importlib.metadata as m; print(m.version("wandb"))' 2>/dev/null) ||
@@ -113,7 +117,7 @@ wandb_resume::_wandb_version() {
 # Reads: rewind, mode, run_id, st_value/st_type/st_wstep, command, WANDB_MODE.
 # Sets: resume_from, wandb_resume ("" when rewound); appends to warnings.
 wandb_resume::_decide_rewind() {
-  local i n='' need=0.17.1 wb_version wb_python
+  local i n='' need=0.17.1
   ((rewind)) && [[ $mode == resume ]] || return 0
   if [[ -z $run_id ]]; then
     wandb_resume::_warn "--wandb-rewind: no W&B run id found, nothing to rewind; WANDB_RESUME=$wandb_resume instead"
@@ -142,6 +146,18 @@ wandb_resume::_decide_rewind() {
   resume_from="$run_id?_step=$n"
   wandb_resume=''
   wandb_resume::_log info note "⏪ --wandb-rewind: the W&B run rewinds to _step $n, as saved with $ckpt (wandb $wb_version)"
+}
+
+# The offline resume (one run folder per segment, replayed rows, wandb sync) was
+# verified with wandb 0.31: on a resume in offline mode (WANDB_MODE=offline|dryrun),
+# warn when the trainer's wandb is older. Reads: mode, WANDB_MODE, command.
+# Appends to warnings.
+wandb_resume::_check_offline_wandb() {
+  [[ $mode == resume && ${WANDB_MODE:-} == @(offline|dryrun) ]] || return 0
+  wandb_resume::_wandb_version
+  [[ -n $wb_version ]] || return 0
+  wandb_resume::_version_ge "$wb_version" "$_WANDB_RESUME_OFFLINE_VERIFIED" && return 0
+  wandb_resume::_warn "wandb $wb_version is older than $_WANDB_RESUME_OFFLINE_VERIFIED, the version the offline resume was verified with (WANDB_MODE=$WANDB_MODE): how it numbers a resumed segment's rows and how wandb sync appends them may differ; check with train-resume sync --dry-run"
 }
 
 # Step 3: what is exported (nothing is exported before this step).

@@ -65,6 +65,9 @@ Environment:
   WANDB_RESUME_MODE           as --resume-mode
   WANDB_RESUME_LANG           en or zh (default: zh when LC_ALL/LANG start with zh)
   WANDB_DIR                   where W&B keeps its run folders (DIR/wandb)
+  WANDB_MODE                  offline or dryrun: on a resume, a warning when the
+                              trainer's wandb is older than 0.31.0 (the version
+                              the offline resume was verified with)
   TRAIN_RESUME_HOOK           0: no Python hand-off (the bootstrap is not put on
                               PYTHONPATH, or is taken off it again)
   TRAIN_RESUME_CALLBACK       0: Trainers get no WandbResumeCallback
