@@ -68,3 +68,70 @@ setup() {
   explain -o "$OUT" --config cfg.yaml
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
 }
+
+@test "~ in a config's output_dir is expanded as HF does (os.path.expanduser)" {
+  mkdir -p "$HOME/ckpts"
+  make_state "$HOME/ckpts/out/checkpoint-6" 6
+  printf 'output_dir: ~/ckpts/out\n' >cfg.yaml
+  explain --config cfg.yaml
+  assert_success
+  assert_equal "$(field .checkpoint)" "$HOME/ckpts/out/checkpoint-6"
+  jq -n '{output_dir: "~/ckpts/out"}' >cfg.json
+  explain --config cfg.json
+  assert_equal "$(field .checkpoint)" "$HOME/ckpts/out/checkpoint-6"
+}
+
+@test "~user in a config path is that user's home; an unknown user and a ~ inside are kept" {
+  local root_home
+  root_home=$(getent passwd root | cut -d: -f6)
+  printf 'output_dir: ~root/x\n' >cfg.yaml
+  explain --config cfg.yaml
+  assert_stderr --partial "📂 output dir: ${root_home%/}/x (output_dir in cfg.yaml)"
+  printf 'output_dir: ~no-such-user-b2/x\n' >cfg.yaml
+  explain --config cfg.yaml
+  assert_stderr --partial "📂 output dir: $WORK/~no-such-user-b2/x (output_dir in cfg.yaml)"
+  printf 'output_dir: a/~/x\n' >cfg.yaml
+  explain --config cfg.yaml
+  assert_stderr --partial "📂 output dir: $WORK/a/~/x (output_dir in cfg.yaml)"
+}
+
+@test "~ in a config's resume_from_checkpoint is expanded too" {
+  make_state "$HOME/old/checkpoint-6" 6
+  printf 'resume_from_checkpoint: ~/old/checkpoint-6\n' >cfg.yaml
+  explain -o "$OUT" --config cfg.yaml
+  assert_success
+  assert_equal "$(field .checkpoint)" "$HOME/old/checkpoint-6"
+}
+
+@test "YAML 1.1 booleans on/off/yes/no (any of PyYAML's cases) are booleans, not paths" {
+  local v
+  for v in on On ON yes Yes YES true True TRUE; do
+    printf 'resume_from_checkpoint: %s\n' "$v" >cfg.yaml
+    explain -o "$OUT" --config cfg.yaml
+    assert_success
+    assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+  done
+  for v in off Off OFF no No NO false False FALSE; do
+    printf 'resume_from_checkpoint: %s # comment\n' "$v" >cfg.yaml
+    explain -o "$OUT" --config cfg.yaml
+    assert_success
+    assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+  done
+}
+
+@test "a quoted 'off' is a string (as PyYAML reads it): the path ./off" {
+  printf "resume_from_checkpoint: 'off'\n" >cfg.yaml
+  run -1 --separate-stderr "$TR" -o "$OUT" --config cfg.yaml --explain
+  assert_stderr --partial "checkpoint $WORK/off (from resume_from_checkpoint in cfg.yaml) cannot be used"
+}
+
+@test "JSON booleans for resume_from_checkpoint: true is latest, false the default" {
+  jq -n '{resume_from_checkpoint: true}' >cfg.json
+  explain -o "$OUT" --config cfg.json
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+  jq -n '{resume_from_checkpoint: false}' >cfg.json
+  explain -o "$OUT" --config cfg.json
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+}

@@ -22,9 +22,8 @@ wandb_resume::_choose_checkpoint() {
     want=$checkpoint how=--checkpoint
   elif [[ -n ${RESUME_FROM_CHECKPOINT_DIR:-} ]]; then
     want=$RESUME_FROM_CHECKPOINT_DIR how=RESUME_FROM_CHECKPOINT_DIR
-  elif [[ -n $cfg_resume && $cfg_resume != @(false|False|FALSE|no|No|NO) ]]; then
+  elif [[ -n $cfg_resume ]]; then
     want=$cfg_resume how="resume_from_checkpoint in $config"
-    [[ $want == @(true|True|TRUE|yes|Yes|YES) ]] && want=latest
   else
     want=latest how=default
   fi

@@ -22,8 +22,9 @@ Options:
   -c, --checkpoint WHICH    PATH of a checkpoint, `latest` (the newest complete
                             one under the output dir) or `none` (a new run)
       --config FILE         the trainer's YAML or JSON config: its
-                            resume_from_checkpoint (a path, true/latest) and,
-                            without --output-dir, its output_dir are used
+                            resume_from_checkpoint (a path, true/latest; YAML
+                            on/yes/off/no are booleans) and, without
+                            --output-dir, its output_dir are used (~ expanded)
       --wandb-dir DIR       also look for W&B run folders in DIR/wandb (as for
                             WANDB_DIR), or in DIR itself when it is named wandb
       --resume-mode MODE    WANDB_RESUME on a resume: must (default) or allow
