@@ -45,6 +45,12 @@ wandb_resume::_choose_checkpoint() {
     wandb_resume::_absolute "$output_dir"
     output_dir=$abs
     wandb_resume::_log info output_dir "$output_dir ($out_how)"
+    if ((forget_failed)); then
+      wandb_resume::_forget_failed "$output_dir" || {
+        wandb_resume::_log error error "$error"
+        return 1
+      }
+    fi
   fi
 
   case $want in
@@ -117,6 +123,8 @@ wandb_resume::_check_checkpoint() {
     c_reason='not a directory'
   elif [[ ! -r $dir || ! -x $dir ]]; then
     c_reason=$(wandb_resume::_permission_reason "$dir")
+  elif wandb_resume::_failed_record "$dir"; then
+    :
   else
     wandb_resume::_read_state "$dir/trainer_state.json"
     if [[ $st_status == fail ]]; then
@@ -132,6 +140,50 @@ wandb_resume::_check_checkpoint() {
     fi
   fi
   [[ -z $c_reason ]]
+}
+
+# Is there a failed-load record of DIR (written by the Python hook when the trainer
+# raised while loading it: <parent>/.train-resume/failed/<name>, one line
+# `Type: message`) that still holds? A record older than DIR/trainer_state.json is
+# of an earlier save of that step, and ignored; --forget-failed ignores them all.
+# Arguments: DIR. Sets: c_reason when it holds. Returns 0 when it holds.
+wandb_resume::_failed_record() {
+  local dir=${1%/} rec line=''
+  ((${forget_failed:-0})) && return 1
+  rec=${dir%/*}/.train-resume/failed/${dir##*/}
+  [[ $dir == */* ]] || rec=.train-resume/failed/$dir
+  [[ -f $rec ]] || return 1
+  [[ -e $dir/trainer_state.json && $rec -ot $dir/trainer_state.json ]] && return 1
+  if [[ -r $rec ]]; then
+    IFS= read -r -N 1000 line <"$rec"
+  else
+    line='(unreadable record)'
+  fi
+  line=${line%%$'\n'*}
+  line=${line//[[:cntrl:]]/?}
+  c_reason="the trainer failed to load it: ${line:-(empty record)} (recorded in $rec; --forget-failed clears it)"
+  return 0
+}
+
+# Remove the failed-load records under OUTPUT_DIR/.train-resume/failed (with
+# --explain: say which would be removed, and only ignore them).
+# Arguments: OUTPUT_DIR. Returns 0, 1 when one cannot be removed (error).
+wandb_resume::_forget_failed() {
+  local dir=${1%/}/.train-resume/failed f
+  local -a recs=()
+  [[ -d $dir ]] || return 0
+  recs=("$dir"/*)
+  [[ -e ${recs[0]} || -L ${recs[0]} ]] || return 0
+  for f in "${recs[@]}"; do
+    if ((explain)); then
+      wandb_resume::_log info note "🧹 would forget the failed-load record $f (--explain: nothing removed; ignored in this decision)"
+    elif rm -f -- "$f" 2>/dev/null && [[ ! -e $f ]]; then
+      wandb_resume::_log info note "🧹 forgot the failed-load record $f"
+    else
+      error="--forget-failed: cannot remove $f: $(wandb_resume::_permission_reason "$dir")"
+      return 1
+    fi
+  done
 }
 
 # Find the newest complete checkpoint-N in an output dir.

@@ -36,6 +36,9 @@ Options:
                             instead of WANDB_RESUME (wandb >= 0.17.1; offline
                             >= 0.20.0, applied at sync; a server feature in
                             preview); no recorded step: WANDB_RESUME, warned
+      --forget-failed       remove the failed-load records in
+                            OUTPUT_DIR/.train-resume/failed (with --explain:
+                            only ignore them in that decision)
   -n, --explain             decide and log, export and run nothing
       --json                print the decision as one JSON object (implies --explain)
   -q, --quiet               log nothing but errors
@@ -49,7 +52,10 @@ when its trainer_state.json is readable, one JSON object a full parse accepts
 skipped with a warning when looking for the latest, and are an error when named
 explicitly. No checkpoint at all means a new run; checkpoints but none complete
 is an error (start over on purpose with --checkpoint none). A failure of jq or
-grep themselves is an error, never a skipped checkpoint.
+grep themselves is an error, never a skipped checkpoint. A checkpoint the trainer
+failed to load (recorded by the Python hook in OUTPUT_DIR/.train-resume/failed/NAME)
+is skipped with the recorded error, unless its trainer_state.json is newer than the
+record; --forget-failed clears the records.
 
 Which W&B run id (first source in order wins; disagreements are warned about):
   checkpoint-wandb  run folders in CHECKPOINT/wandb (the checkpoint's own record)
