@@ -15,7 +15,7 @@
 # Public functions: wandb_resume::configure, wandb_resume::usage,
 # wandb_resume::latest_checkpoint, wandb_resume::run_id_from_wandb_dir,
 # wandb_resume::run_id_from_trainer_state, wandb_resume::check_run_id,
-# wandb_resume::supervise.
+# wandb_resume::lock, wandb_resume::supervise.
 # Everything named wandb_resume::_* or _WANDB_RESUME_* is private.
 #
 # Guest manners: sourcing this file and calling its functions leave the caller's
@@ -101,6 +101,8 @@ source "$_WANDB_RESUME_LIB/json.bash" || wandb_resume::_loaded 1 || return 1
 source "$_WANDB_RESUME_LIB/export.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/decide.bash
 source "$_WANDB_RESUME_LIB/decide.bash" || wandb_resume::_loaded 1 || return 1
+# shellcheck source=lib/wandb_resume/lock.bash
+source "$_WANDB_RESUME_LIB/lock.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/supervise.bash
 source "$_WANDB_RESUME_LIB/supervise.bash" || wandb_resume::_loaded 1 || return 1
 
@@ -167,6 +169,21 @@ wandb_resume::run_id_from_trainer_state() {
 #######################################
 wandb_resume::check_run_id() {
   wandb_resume::_guest wandb_resume::_check_run_id_cmd "$@"
+}
+
+#######################################
+# Take the exclusive lock of an output dir for this shell (what bin/train-resume
+# does before deciding): flock on OUTPUT_DIR/.train-resume/lock, on a descriptor
+# that stays open until this shell ends, or until the program it execs ends; the
+# holder (pid, host, SLURM job) is written to OUTPUT_DIR/.train-resume/lock.holder.
+# Arguments: OUTPUT_DIR
+# Outputs: on failure, the holder on stderr.
+# Returns: 0 locked (or already held by this shell), 1 held by another or the lock
+#   cannot be taken, 2 usage error.
+# Globals: sets _WANDB_RESUME_LOCK_FD and _WANDB_RESUME_LOCK_DIR.
+#######################################
+wandb_resume::lock() {
+  wandb_resume::_guest wandb_resume::_lock_cmd "$@"
 }
 
 #######################################

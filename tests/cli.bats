@@ -20,7 +20,7 @@ accepted_options() {
   local listed
   listed=$(grep -oE '^ +(-[a-zA-Z], )?--[a-z-]+' <<<"$output" | grep -oE -- '--[a-z-]+' | sort -u)
   assert_equal "$listed" "$(accepted_options)"
-  assert_equal "$(accepted_options | wc -l)" 12
+  assert_equal "$(accepted_options | wc -l)" 14
 }
 
 @test "every short option in --help is accepted" {
@@ -107,7 +107,7 @@ accepted_options() {
 @test "--json needs no jq for a new run" {
   mkdir -p "$WORK/bin"
   local tool
-  for tool in bash env cat tail head sort stat id df du readlink; do
+  for tool in bash env cat tail head sort stat id df du readlink mkdir mv uname flock; do
     ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
   done
   run -0 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" --explain --json
@@ -128,18 +128,18 @@ accepted_options() {
   make_state "$OUT/checkpoint-2" 2
   mkdir -p "$WORK/bin"
   local tool
-  for tool in bash env cat tail head sort stat id df du readlink; do
+  for tool in bash env cat tail head sort stat id df du readlink mkdir mv uname flock; do
     ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
   done
   run -1 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" -- touch ran
-  assert_stderr --partial "jq not found on PATH: it is needed to check the trainer_state.json of the 1 checkpoint(s) in $OUT, so no safe decision can be made (without jq only the wandb-dir and env run id sources work)"
+  assert_stderr --partial "jq not found on PATH: it is needed to check the trainer_state.json of the 1 checkpoint(s) in $OUT, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work)"
   assert [ ! -e ran ]
 }
 
 @test "without jq, a new run in an empty output dir still works" {
   mkdir -p "$WORK/bin"
   local tool
-  for tool in bash env cat tail head sort stat id df du readlink printenv; do
+  for tool in bash env cat tail head sort stat id df du readlink printenv mkdir mv uname flock; do
     ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
   done
   run -0 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" -- printenv WANDB_RESUME

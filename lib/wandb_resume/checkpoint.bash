@@ -12,6 +12,7 @@
 # Returns: 0, 1 the decision failed, 2 no output dir to look in (both logged).
 wandb_resume::_choose_checkpoint() {
   local cfg_resume='' cfg_output_dir='' want how out_how abs l_path l_count l_numbered c_reason
+  local made_out=
   if [[ -n $config ]]; then
     wandb_resume::_read_config "$config" || {
       wandb_resume::_log error error "$error"
@@ -45,6 +46,15 @@ wandb_resume::_choose_checkpoint() {
     wandb_resume::_absolute "$output_dir"
     output_dir=$abs
     wandb_resume::_log info output_dir "$output_dir ($out_how)"
+    # One writer per output dir: bin/train-resume running a COMMAND locks it before
+    # deciding, and holds the lock through the exec (lock.bash).
+    if [[ $caller == cli ]] && ((!explain && !no_lock)); then
+      [[ -e $output_dir ]] || made_out=1
+      wandb_resume::_lock "$output_dir" || {
+        wandb_resume::_log error error "$error"
+        return 1
+      }
+    fi
     if ((forget_failed)); then
       wandb_resume::_forget_failed "$output_dir" || {
         wandb_resume::_log error error "$error"
@@ -75,7 +85,7 @@ wandb_resume::_choose_checkpoint() {
         done
         wandb_resume::_log error error "$l_numbered checkpoint-N folder(s) in $output_dir, none complete:$list"$'\n'"Nothing was exported or run. To start over on purpose, ignoring them: train-resume --checkpoint none -o $output_dir ... (better: a new --output-dir); to resume one anyway, fix it or name it with --checkpoint PATH."
         return 1
-      elif [[ -d $output_dir ]]; then
+      elif [[ -d $output_dir && -z $made_out ]]; then
         mode=new
         wandb_resume::_detail d_none_in "$output_dir"
       else
@@ -225,7 +235,7 @@ wandb_resume::_latest() {
   done
   ((${#good[@]} > 0)) || return 0
   if ! command -v jq >/dev/null 2>&1; then
-    error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
+    error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
     return 1
   fi
   # Newest first without sorting: the glob sorts by name, and numbers without

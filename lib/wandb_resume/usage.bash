@@ -36,6 +36,7 @@ Options:
                             instead of WANDB_RESUME (wandb >= 0.17.1; offline
                             >= 0.20.0, applied at sync; a server feature in
                             preview); no recorded step: WANDB_RESUME, warned
+      --no-lock             do not lock the output dir (one writer per output dir)
       --forget-failed       remove the failed-load records in
                             OUTPUT_DIR/.train-resume/failed (with --explain:
                             only ignore them in that decision)
@@ -44,6 +45,11 @@ Options:
   -q, --quiet               log nothing but errors
   -h, --help                show this help
       --version             show the version
+
+One writer per output dir: running a COMMAND, train-resume first takes an
+exclusive flock on OUTPUT_DIR/.train-resume/lock and holds it through the exec (as
+long as the trainer runs); a second job on that dir exits 1 at once, naming the
+holder (pid, host, SLURM job). Not with --explain; not with --no-lock.
 
 Which checkpoint (first match wins): --checkpoint; RESUME_FROM_CHECKPOINT_DIR;
 resume_from_checkpoint in --config; otherwise latest. A checkpoint is complete
