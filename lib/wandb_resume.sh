@@ -105,6 +105,8 @@ source "$_WANDB_RESUME_LIB/decide.bash" || wandb_resume::_loaded 1 || return 1
 source "$_WANDB_RESUME_LIB/lock.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/supervise.bash
 source "$_WANDB_RESUME_LIB/supervise.bash" || wandb_resume::_loaded 1 || return 1
+# shellcheck source=lib/wandb_resume/sync.bash
+source "$_WANDB_RESUME_LIB/sync.bash" || wandb_resume::_loaded 1 || return 1
 
 #######################################
 # Decide, log and export (see wandb_resume::usage for the options).
@@ -122,13 +124,32 @@ wandb_resume::configure() {
 
 #######################################
 # The body of bin/train-resume: as configure, plus --help, --version and a
-# COMMAND, which it stores in _WANDB_RESUME_EXEC for the caller to exec.
+# COMMAND, which it stores in _WANDB_RESUME_EXEC for the caller to exec; or, with
+# `sync` first, wandb_resume::sync.
 # Arguments: OPTIONS [--] [COMMAND [ARGS...]]
 # Returns: as configure.
 #######################################
 wandb_resume::cli() {
   _WANDB_RESUME_EXEC=()
+  if [[ ${1-} == sync ]]; then
+    shift
+    wandb_resume::_guest wandb_resume::_sync_cmd "$@"
+    return
+  fi
   wandb_resume::_guest wandb_resume::_configure cli "$@"
+}
+
+#######################################
+# Upload the offline W&B run folders of an output dir with `wandb sync`, each run's
+# segments in start-time order, skipping header-only files (sync.bash has the rules).
+# Arguments: OUTPUT_DIR [--dry-run]
+# Outputs: the plan as a table and the wandb sync command lines on stdout; warnings
+#   on stderr.
+# Returns: 0 synced (or planned), 1 a file unreadable or a call failed, 2 usage error.
+# Globals: reads TRAIN_RESUME_PYTHON, TRAIN_RESUME_WANDB.
+#######################################
+wandb_resume::sync() {
+  wandb_resume::_guest wandb_resume::_sync_cmd "$@"
 }
 
 #######################################

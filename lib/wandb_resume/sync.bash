@@ -1,0 +1,195 @@
+# shellcheck shell=bash
+#
+# sync.bash: `train-resume sync OUTPUT_DIR [--dry-run]`: upload the offline W&B run
+# folders of OUTPUT_DIR/wandb with the real `wandb sync`, each run's segments in
+# start-time order, past what a SIGKILL leaves. The facts of each run-<id>.wandb
+# (run record, start time, whether it is cut) are read by train_resume.wandb_records
+# (W&B's own protobufs); the plan is decided here.
+# Part of lib/wandb_resume.sh.
+
+# Print the sync's usage. Outputs: the text on stdout.
+wandb_resume::_sync_usage() {
+  cat <<'USAGE'
+Usage: train-resume sync OUTPUT_DIR [--dry-run]
+       wandb_resume::sync OUTPUT_DIR [--dry-run]   (after: source lib/wandb_resume.sh)
+
+Upload the offline W&B run folders (offline-run-*) of OUTPUT_DIR/wandb (or of
+OUTPUT_DIR itself when it is named wandb) with `wandb sync`: one call per run id,
+its folders in start-time order (the run record's start time, not the folder
+name). A file holding only its 7-byte header (killed before W&B wrote its first
+32 KiB block) is skipped: `wandb sync` would abort the whole call on it. A file
+that ends inside a record is synced up to its last complete record, with a
+warning naming the rows lost; `wandb sync` stops its call there ("file ends with
+an incomplete record"), so the later folders of that run go in a next call. A folder with run-<id>.wandb.synced was
+synced before and is left out. A failed call (other than that expected error)
+stops the later calls of its run: a newer segment is never synced before an
+older one.
+
+Prints a table (run, folder, start time UTC, status, rows, global steps, action)
+and each `wandb sync` command line, then runs them.
+
+Options:
+      --dry-run   print the plan and the command lines; run nothing
+  -h, --help      show this help
+
+Environment:
+  TRAIN_RESUME_PYTHON   the Python that reads the .wandb files (needs wandb; default python3)
+  TRAIN_RESUME_WANDB    the wandb command (default wandb)
+
+Exit status: 0 synced (or planned), 1 a file could not be read or a call failed,
+2 usage error.
+USAGE
+}
+
+# Is folder A's segment older than B's? By start time (seconds.nanos, fixed width),
+# those without one (no run record) last, then by folder name.
+# Arguments: INDEX_A INDEX_B (into s_start, s_path). Returns 0 yes, 1 no.
+wandb_resume::_sync_before() {
+  local a=${s_start[$1]:-z} b=${s_start[$2]:-z}
+  [[ $a != "$b" ]] && { [[ $a < $b ]]; return; }
+  [[ ${s_path[$1]} < ${s_path[$2]} ]]
+}
+
+# The body of wandb_resume::sync. Arguments: OUTPUT_DIR [--dry-run]
+wandb_resume::_sync_cmd() {
+  local dir='' dry=0 wdir pkg_root py wb out id i j k n call=0 action last folder started
+  local cut=0 failed='' rc=0 prog=${_WANDB_RESUME_PROG:-train-resume}
+  local -a files=() f=() s_path=() s_id=() s_start=() s_status=() s_rows=() s_first=()
+  local -a s_last=() s_lstep=() s_size=() s_end=() order=() c_folders=() c_run=()
+  local -a c_cut=() s_action=() cmd=()
+  local crc said
+  while (($#)); do
+    case $1 in
+      --dry-run) dry=1 ;;
+      -h | --help) wandb_resume::_sync_usage && return 0 ;;
+      -?*)
+        printf '%s: ❌ error: sync: unknown option: %s\n' "$prog" "$1" >&2
+        return 2
+        ;;
+      *)
+        if [[ -n $dir ]]; then
+          printf '%s: ❌ error: sync takes one OUTPUT_DIR, not also: %s\n' "$prog" "$1" >&2
+          return 2
+        fi
+        dir=$1
+        ;;
+    esac
+    shift
+  done
+  if [[ -z $dir ]]; then
+    printf "%s: ❌ error: sync needs an OUTPUT_DIR\nTry 'train-resume sync --help'.\n" "$prog" >&2
+    return 2
+  fi
+  wdir=$dir/wandb
+  [[ ${dir%/} == wandb || ${dir%/} == */wandb ]] && wdir=$dir
+  if [[ ! -d $wdir ]]; then
+    printf '%s: ❌ error: no W&B folder at %s\n' "$prog" "$wdir" >&2
+    return 1
+  fi
+  files=("$wdir"/offline-run-*/run-*.wandb)
+  if ((${#files[@]} == 0)); then
+    printf '%s: nothing to sync: no offline-run-*/run-*.wandb in %s\n' "$prog" "$wdir" >&2
+    return 0
+  fi
+  pkg_root=${_WANDB_RESUME_LIB%/lib/wandb_resume}
+  py=${TRAIN_RESUME_PYTHON:-python3}
+  wb=${TRAIN_RESUME_WANDB:-wandb}
+  if ! out=$(PYTHONPATH=$pkg_root${PYTHONPATH:+:$PYTHONPATH} "$py" -m train_resume.wandb_records "${files[@]}"); then
+    printf '%s: ❌ error: %s could not read the .wandb files (is wandb installed for it? set TRAIN_RESUME_PYTHON)\n' \
+      "$prog" "$py" >&2
+    return 1
+  fi
+  mapfile -t -d $'\1' f < <(printf '%s' "$out")
+  n=$((${#f[@]} / 10))
+  for ((i = 0; i < n; i++)); do
+    s_path+=("${files[i]}")
+    id=${files[i]##*/run-}
+    s_id+=("${id%.wandb}")
+    s_start+=("${f[10 * i + 2]}") s_status+=("${f[10 * i + 3]}") s_rows+=("${f[10 * i + 4]}")
+    s_first+=("${f[10 * i + 5]}") s_last+=("${f[10 * i + 6]}") s_lstep+=("${f[10 * i + 7]}")
+    s_size+=("${f[10 * i + 8]}") s_end+=("${f[10 * i + 9]}")
+    if [[ -n ${f[10 * i + 1]} && ${f[10 * i + 1]} != "${s_id[i]}" ]]; then
+      s_status[i]=other-id
+    fi
+    # Insertion sort by run id, then start time (a few folders: no process for it).
+    for ((j = ${#order[@]}; j > 0; j--)); do
+      k=${order[j - 1]}
+      if [[ ${s_id[k]} < ${s_id[i]} ]] ||
+        { [[ ${s_id[k]} == "${s_id[i]}" ]] && wandb_resume::_sync_before "$k" "$i"; }; then
+        break
+      fi
+      order[j]=$k
+    done
+    order[j]=$i
+  done
+  # The plan: calls (folders of one run, in order), and what each folder gets.
+  id=''
+  for i in "${order[@]}"; do
+    folder=${s_path[i]%/*}
+    if [[ ${s_id[i]} != "$id" ]]; then
+      id=${s_id[i]} cut=1
+    fi
+    case ${s_status[i]} in
+      header-only | empty)
+        action='skip: no complete record (killed before W&B wrote its first 32 KiB block); its rows are lost'
+        ;;
+      not-wandb | unreadable) action='skip: not a W&B run file' ;;
+      other-id) action='skip: its run record names another run' ;;
+      *)
+        if [[ -e ${s_path[i]}.synced ]]; then
+          action='skip: synced before (.wandb.synced)'
+        else
+          if ((cut)); then
+            call=$((call + 1)) cut=0
+            c_folders[call]='' c_run[call]=$id c_cut[call]=0
+          fi
+          c_folders[call]+=$folder$'\1'
+          action="call $call"
+          if [[ ${s_status[i]} == truncated ]]; then
+            cut=1 c_cut[call]=1
+            action+=" (ends inside a record: rows after global step ${s_last[i]:-?} lost)"
+            wandb_resume::_log warn warn "${folder##*/}: the file ends inside a record (a SIGKILL mid-write): $((s_size[i] - s_end[i])) bytes after its last complete record are not synced, so the rows logged after global step ${s_last[i]:-?} (_step ${s_lstep[i]:-?}) are lost; wandb sync stops its call there, the later folders of run $id go in the next call"
+          fi
+        fi
+        ;;
+    esac
+    [[ $action == skip:* ]] && wandb_resume::_log warn warn "${folder##*/}: ${action#skip: } (skipped)"
+    s_action[i]=$action
+  done
+  printf '%-12s  %-44s  %-19s  %-11s  %4s  %-9s  %s\n' RUN FOLDER 'STARTED (UTC)' STATUS ROWS STEPS ACTION
+  for i in "${order[@]}"; do
+    started=-
+    [[ -n ${s_start[i]} ]] && TZ=UTC printf -v started '%(%Y-%m-%d %H:%M:%S)T' "${s_start[i]%.*}"
+    last=-
+    [[ -n ${s_first[i]} ]] && last=${s_first[i]}-${s_last[i]}
+    folder=${s_path[i]%/*}
+    printf '%-12s  %-44s  %-19s  %-11s  %4s  %-9s  %s\n' "${s_id[i]}" "${folder##*/}" "$started" \
+      "${s_status[i]}" "${s_rows[i]:-0}" "$last" "${s_action[i]}"
+  done
+  for ((k = 1; k <= call; k++)); do
+    mapfile -t -d $'\1' cmd < <(printf '%s' "${c_folders[k]}")
+    cmd=("$wb" sync "${cmd[@]}")
+    if [[ $failed == *$'\1'"${c_run[k]}"$'\1'* ]]; then
+      printf 'call %d: not run (an earlier call of run %s failed):' "$k" "${c_run[k]}"
+      printf ' %q' "${cmd[@]}"
+      printf '\n'
+      continue
+    fi
+    printf 'call %d:' "$k"
+    printf ' %q' "${cmd[@]}"
+    printf '\n'
+    ((dry)) && continue
+    crc=0
+    said=$("${cmd[@]}" 2>&1) || crc=$?
+    [[ -z $said ]] || printf '%s\n' "$said"
+    printf 'call %d: exit %d\n' "$k" "$crc"
+    # A call ending with a cut file fails as expected when wandb says the file ends
+    # inside a record; any other failure stops the later calls of the run.
+    if ((crc != 0)) && [[ ${c_cut[k]} != 1 || $said != *'incomplete record'* ]]; then
+      failed+=$'\1'${c_run[k]}$'\1'
+      rc=1
+    fi
+  done
+  ((dry)) && printf '%s: --dry-run: nothing was run\n' "$prog" >&2
+  return "$rc"
+}
