@@ -8,7 +8,10 @@ The first time it is a new run, killed (SIGKILL, no chance to clean up) once a
 checkpoint exists; the second time train-resume finds the newest complete
 checkpoint and the W&B run id kept with it, and the run finishes. The report shows
 the run id of each segment (the same), the checkpoint resumed from, global_step
-continuing, and a picture: runs/demo/resume.png.
+continuing, and two pictures: runs/demo/resume.png (the trainer's log) and
+runs/demo/wandb-history.png (the W&B history as the run's .wandb files hold it: the
+killed segment, the replayed steps kept out of W&B, the resumed segment; the README's
+docs/wandb-history.png is a copy).
 
 The helpers here are also used by the end-to-end tests (tests/python/test_e2e.py).
 """
@@ -159,11 +162,59 @@ def plot(first, second, resume_step, path):
     plt.close(fig)
 
 
+def plot_history(killed, resumed, resume_step, replayed_log, path):
+    """The W&B history of the run, as its .wandb files hold it: train/loss against
+    train/global_step for the killed segment and the resumed one, the replayed steps
+    shaded, and the values the trainer logged while replaying them (kept out of W&B,
+    in log_history) as open circles."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sys.path.insert(0, str(ROOT))
+    from train_resume.wandb_records import config, history
+
+    def points(path):
+        rows = [r for r in history(path) if "train/loss" in r and "train/global_step" in r]
+        return [r["train/global_step"] for r in rows], [r["train/loss"] for r in rows]
+
+    replayed = config(resumed).get("train_resume/replayed_steps")
+    fig, ax = plt.subplots(figsize=(8.0, 3.0))
+    x, y = points(killed)
+    ax.plot(x, y, "o-", color="tab:blue", markersize=3, label="killed segment (W&B rows)")
+    x, y = points(resumed)
+    ax.plot(x, y, "o-", color="tab:orange", markersize=3, label="resumed segment (W&B rows)")
+    if replayed:
+        again = [r for r in replayed_log if replayed[0] <= r["step"] <= replayed[1]]
+        ax.axvspan(replayed[0] - 0.5, replayed[1] + 0.5, color="grey", alpha=0.15)
+        ax.plot(
+            [r["step"] for r in again],
+            [r["loss"] for r in again],
+            "o",
+            mfc="none",
+            color="tab:orange",
+            markersize=6,
+            label=f"replayed steps {replayed[0]}-{replayed[1]} (not sent again)",
+        )
+    ax.axvline(resume_step, color="grey", linestyle="--", label=f"checkpoint-{resume_step}")
+    ax.set_xlabel("train/global_step")
+    ax.set_ylabel("train/loss")
+    ax.set_title("one W&B history across a SIGKILL and a resume", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main():
     out = ROOT / "runs" / "demo"
     # Not at an epoch boundary (8 steps here): transformers does not restore the data
     # order exactly there (README: "Known limits").
-    max_steps, save_steps, kill_at = 20, 4, 12
+    # Killed once the W&B file on disk holds rows past the newest checkpoint (W&B
+    # writes 32 KiB blocks), so the resumed segment replays steps W&B already holds.
+    max_steps, save_steps = 30, 10
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     log_path = out / "demo.log"
@@ -191,10 +242,14 @@ def main():
         cmd,
         env,
         log_path,
-        kill_after=out / f"checkpoint-{kill_at}",
+        kill_when=logged_past_checkpoint(out),
         progress=progress("[1/2] first start"),
     )
-    what = f"SIGKILL once checkpoint-{kill_at} existed" if status == "killed" else f"exit {status}"
+    what = (
+        "SIGKILL once W&B's file held rows past the newest checkpoint"
+        if status == "killed"
+        else f"exit {status}"
+    )
     print(f"\n[1/2] first start: {what} ({time.monotonic() - t0:.1f} s)")
     if status != "killed":
         sys.exit("the run ended before it could be killed; see runs/demo/demo.log")
@@ -209,6 +264,7 @@ def main():
     )
     resumed_from = Path(decision["checkpoint"])
     first = log_history(resumed_from)
+    (killed_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
     t1 = time.monotonic()
     status = run_segment(cmd, env, log_path, progress=progress("[2/2] same command again"))
     print(f"\n[2/2] same command again: exit {status} ({time.monotonic() - t1:.1f} s)")
@@ -221,6 +277,8 @@ def main():
     segments = wandb_segments(out)
     ids = {run_id for _, run_id in segments}
     plot(first, second, resume_step, out / "resume.png")
+    (resumed_file,) = set((out / "wandb").glob("offline-run-*/run-*.wandb")) - {killed_file}
+    plot_history(killed_file, resumed_file, resume_step, second, out / "wandb-history.png")
     print("\nReport")
     for i, (folder, run_id) in enumerate(segments, 1):
         print(f"  segment {i}: W&B run {run_id}  ({folder.relative_to(ROOT)})")
@@ -232,7 +290,10 @@ def main():
         f"  global_step: segment 1 logged 1..{first[-1]['step']} before the checkpoint, "
         f"segment 2 went on at {second[0]['step']} and ended at {second[-1]['step']}"
     )
-    print(f"  picture: {(out / 'resume.png').relative_to(ROOT)}")
+    print(
+        f"  pictures: {(out / 'resume.png').relative_to(ROOT)}, the W&B history: "
+        f"{(out / 'wandb-history.png').relative_to(ROOT)}"
+    )
     print(f"  total: {time.monotonic() - t0:.1f} s")
     ok = (
         len(segments) == 2
