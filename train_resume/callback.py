@@ -16,7 +16,9 @@ the history back to the checkpoint instead.
 
 On SIGUSR1 or SIGTERM (a scheduler's warning before preemption or time-out) it asks
 the Trainer to save a checkpoint at the end of the current step and stop, so the next
-start resumes from that very step.
+start resumes from that very step; every rank stops at the same step (the signal is
+agreed on by an all-reduce), and at train end the process exits with 128+signal
+(USR1: 138, TERM: 143), so that nobody takes a preempted run for a finished one.
 
 Importing this module imports neither transformers nor wandb; the class is built
 on first access. train_resume.hook gives every Trainer one.
@@ -110,6 +112,47 @@ class _Replay:
             del self.run.__dict__["log"]
 
 
+def _distributed():
+    """torch.distributed when this process is one of several ranks, else None."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return None
+    return dist if dist.get_world_size() > 1 else None
+
+
+def _agreed_signal(signum, args):
+    """The stop signal, agreed on by every rank (the largest number any rank got), so
+    that all ranks save and stop at the same step even when the signal reached only
+    some of them. One tiny all-reduce per step, only with several ranks."""
+    dist = _distributed()
+    if dist is None:
+        return signum
+    import torch
+
+    flag = torch.tensor([signum or 0], dtype=torch.int64, device=args.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return int(flag.item()) or None
+
+
+def _exit_preempted(signum, state):
+    """End the process with 128+SIGNUM (the shell's status for that signal: USR1 138,
+    TERM 143), once every rank is here: the checkpoint is saved, and no code after
+    trainer.train() runs as if training had finished. SystemExit, not os._exit, so
+    that atexit handlers (W&B's finish) still run."""
+    dist = _distributed()
+    if dist is not None:
+        dist.barrier()
+    status = 128 + signum
+    if state.is_world_process_zero:
+        name = signal.Signals(signum).name
+        _log(
+            f"⏹ preempted ({name}): checkpoint-{state.global_step} is saved; "
+            f"exiting with status {status} (not finished: the next start resumes)"
+        )
+    sys.stdout.flush()
+    raise SystemExit(status)
+
+
 def _build():
     from transformers.trainer_callback import ExportableState, TrainerCallback
 
@@ -158,6 +201,9 @@ def _build():
         def on_train_end(self, args, state, control, **kwargs):
             if self._replay is not None:
                 self._replay.restore()
+            signum = getattr(self, "_stopped_by", None)
+            if signum is not None:
+                _exit_preempted(signum, state)
 
         def _on_signal(self, signum, frame):
             self._stop_signal = signum
@@ -174,9 +220,11 @@ def _build():
                     signal.signal(sig, self._on_signal)
 
         def on_step_end(self, args, state, control, **kwargs):
-            if getattr(self, "_stop_signal", None) is not None:
+            signum = _agreed_signal(getattr(self, "_stop_signal", None), args)
+            if signum is not None:
+                self._stopped_by = signum
                 if state.is_world_process_zero:
-                    name = signal.Signals(self._stop_signal).name
+                    name = signal.Signals(signum).name
                     _log(
                         f"⏸ {name}: saving checkpoint-{state.global_step} and stopping "
                         "(preempted; the next start resumes here)"

@@ -249,7 +249,7 @@ def test_warns_loudly_when_the_live_run_is_not_the_chosen_one(tmp_path):
     )
 
 
-def test_sigusr1_saves_a_checkpoint_at_the_end_of_the_step_and_stops(tmp_path):
+def test_sigusr1_saves_a_checkpoint_at_the_end_of_the_step_and_exits_138(tmp_path):
     import signal
     import subprocess
     import time
@@ -271,7 +271,7 @@ def test_sigusr1_saves_a_checkpoint_at_the_end_of_the_step_and_stops(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGUSR1)
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 0, stderr[-3000:]
+    assert proc.returncode == 138, stderr[-3000:]
     saved = [int(p.name[11:]) for p in out.glob("checkpoint-*")]
     step = max(saved)
     assert 2 <= step < 400
