@@ -105,6 +105,32 @@ def main():
     print(f"\ntypical / `python3 -c pass` = {rows[0][1] / python_pass:.2f} (target <= 0.33)")
     print_source_cost(runs)
     print_bootstrap_cost(runs)
+    print_weights_cost(runs)
+
+
+def print_weights_cost(runs):
+    """The cost of the weights checks (weights.bash): a decision over a real full
+    save and a real sharded one (tests/fixtures/saves), against the same folders
+    holding only trainer_state.json (which the checks let through)."""
+    saves = ROOT / "tests" / "fixtures" / "saves"
+    if not saves.is_dir():
+        return
+    parts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("full", "sharded"):
+            out = Path(tmp) / kind
+            shutil.copytree(saves / kind, out)
+            bare = Path(tmp) / f"{kind}-state-only" / "checkpoint-2"
+            bare.mkdir(parents=True)
+            shutil.copy2(out / "checkpoint-2" / "trainer_state.json", bare)
+            with_checks, _ = measure([str(TRAIN_RESUME), "-o", str(out), "-n", "-q"], runs)
+            without, _ = measure([str(TRAIN_RESUME), "-o", str(bare.parent), "-n", "-q"], runs)
+            files = sum(1 for _ in (out / "checkpoint-2").iterdir())
+            parts.append(
+                f"{kind} ({files} files): {with_checks * 1000:.1f} ms "
+                f"(+{(with_checks - without) * 1000:.1f} ms)"
+            )
+    print("decision with the weights checks: " + "; ".join(parts))
 
 
 # The library as one file, before it was split into lib/wandb_resume/*.bash.

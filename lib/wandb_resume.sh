@@ -91,6 +91,8 @@ source "$_WANDB_RESUME_LIB/options.bash" || wandb_resume::_loaded 1 || return 1
 source "$_WANDB_RESUME_LIB/config.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/state.bash
 source "$_WANDB_RESUME_LIB/state.bash" || wandb_resume::_loaded 1 || return 1
+# shellcheck source=lib/wandb_resume/weights.bash
+source "$_WANDB_RESUME_LIB/weights.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/checkpoint.bash
 source "$_WANDB_RESUME_LIB/checkpoint.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/run_id.bash

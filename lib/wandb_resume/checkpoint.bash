@@ -146,6 +146,12 @@ wandb_resume::_check_checkpoint() {
       name=${name##*/}
       if [[ $name =~ ^checkpoint-([0-9]+)$ && ${BASH_REMATCH[1]} != "$st_step" ]]; then
         c_reason="global_step is $st_step, but the folder is $name (a copy, or a half-written save?)"
+      else
+        wandb_resume::_check_weights "$dir"
+        case $? in
+          1) ;;
+          2) return 2 ;;
+        esac
       fi
     fi
   fi

@@ -20,7 +20,7 @@ wandb_resume::_configure() {
   shift
   # The options (step 0).
   local output_dir='' checkpoint='' config='' wandb_dir='' explain=0 json=0 quiet=0 stop=0 rewind=0
-  local forget_failed=0 no_lock=0
+  local forget_failed=0 no_lock=0 allow_weights_only=0
   local resume_mode=${WANDB_RESUME_MODE:-must}
   local sources=${WANDB_RESUME_SOURCES:-$_WANDB_RESUME_DEFAULT_SOURCES}
   local -a source_list=() command=()

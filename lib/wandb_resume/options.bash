@@ -25,6 +25,7 @@ wandb_resume::_optarg() {
 # Arguments: CALLER (library|cli) OPTIONS [--] [COMMAND...]
 # Sets (the decision's locals, see decide.bash): output_dir, checkpoint, config,
 #   wandb_dir, resume_mode, sources, source_list, rewind, forget_failed, no_lock,
+#   allow_weights_only,
 #   explain, json, quiet, command;
 #   stop=1 after --help or --version (printed here).
 # Returns: 0, or 2 on a usage error (logged).
@@ -68,6 +69,7 @@ wandb_resume::_parse_options() {
       --wandb-rewind) rewind=1 && shift ;;
       --forget-failed) forget_failed=1 && shift ;;
       --no-lock) no_lock=1 && shift ;;
+      --allow-weights-only) allow_weights_only=1 && shift ;;
       -n | --explain) explain=1 && shift ;;
       --json) json=1 explain=1 && shift ;;
       -q | --quiet) quiet=1 && shift ;;

@@ -36,6 +36,8 @@ Options:
                             instead of WANDB_RESUME (wandb >= 0.17.1; offline
                             >= 0.20.0, applied at sync; a server feature in
                             preview); no recorded step: WANDB_RESUME, warned
+      --allow-weights-only  accept a weights-only (save_only_model) checkpoint
+                            (the trainer starts a fresh optimizer and scheduler)
       --no-lock             do not lock the output dir (one writer per output dir)
       --forget-failed       remove the failed-load records in
                             OUTPUT_DIR/.train-resume/failed (with --explain:
@@ -54,7 +56,11 @@ holder (pid, host, SLURM job). Not with --explain; not with --no-lock.
 Which checkpoint (first match wins): --checkpoint; RESUME_FROM_CHECKPOINT_DIR;
 resume_from_checkpoint in --config; otherwise latest. A checkpoint is complete
 when its trainer_state.json is readable, one JSON object a full parse accepts
-(no NUL bytes, no byte order mark) and its global_step is N; incomplete ones are
+(no NUL bytes, no byte order mark) and its global_step is N, and the files a
+resume loads are there and whole: model weights (safetensors offsets fit the
+file, every shard of an index), optimizer.pt, scheduler.pt, rng_state.pth (torch
+zip files end with their end record); a weights-only (save_only_model) one is
+skipped unless --allow-weights-only; incomplete ones are
 skipped with a warning when looking for the latest, and are an error when named
 explicitly. No checkpoint at all means a new run; checkpoints but none complete
 is an error (start over on purpose with --checkpoint none). A failure of jq or

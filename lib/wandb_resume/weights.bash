@@ -1,0 +1,211 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
+#
+# weights.bash: is what the trainer loads on a resume there and whole? Model weights
+# (single safetensors: the header's data offsets fit the file; a sharded index:
+# every shard it names present and whole; torch .bin files), optimizer, scheduler
+# and RNG state (torch's zip format ends with an end-of-central-directory record:
+# a cheap check for truncation). Reads a few bytes of each file, never the data.
+# Part of lib/wandb_resume.sh.
+
+# The largest safetensors header we read (safetensors itself refuses over 100 MB).
+_WANDB_RESUME_ST_HEADER_MAX=104857600
+
+# Check the files a resume loads from DIR (its trainer_state.json is already known
+# good). A folder that holds none of them (only trainer_state.json) is let through:
+# no trainer can have saved it so, and its load failure would be recorded by the
+# hook. Arguments: DIR. Reads: allow_weights_only. Sets: c_reason ("" when fine),
+# error (a tool of ours failed). Returns: 0 fine, 1 not (c_reason), 2 tool failure.
+wandb_resume::_check_weights() {
+  local dir=${1%/} f name shard
+  local -a models=() found=() shards=() files=() labels=()
+  c_reason=''
+  for name in model.safetensors adapter_model.safetensors model.safetensors.index.json \
+    pytorch_model.bin adapter_model.bin pytorch_model.bin.index.json; do
+    [[ -e $dir/$name || -L $dir/$name ]] && models+=("$name")
+  done
+  found=("$dir"/pytorch_model_fsdp* "$dir"/global_step* "$dir"/optimizer[._]* "$dir"/scheduler.p[t] "$dir"/training_args.bi[n] \
+    "$dir"/rng_state*.pth)
+  ((${#models[@]} + ${#found[@]} > 0)) || return 0
+  if ((${#models[@]} == 0)) && ! compgen -G "$dir/pytorch_model_fsdp*" >/dev/null &&
+    ! compgen -G "$dir/global_step*" >/dev/null; then
+    c_reason='no model weights (model.safetensors, adapter_model.safetensors, a sharded index, pytorch_model.bin, FSDP or DeepSpeed folders)'
+    return 1
+  fi
+  for name in "${models[@]}"; do
+    case $name in
+      *.index.json)
+        wandb_resume::_index_shards "$dir/$name" || return
+        for shard in "${shards[@]}"; do
+          files+=("$dir/$shard") labels+=("$shard (named by $name)")
+        done
+        ;;
+      *) files+=("$dir/$name") labels+=("$name") ;;
+    esac
+  done
+  # Optimizer, scheduler, RNG: what a full resume needs (DeepSpeed keeps the
+  # optimizer and scheduler in its global_step* folder, FSDP the optimizer in
+  # optimizer_0 or optimizer.bin). None of them: a save_only_model checkpoint.
+  local ds=0 has_opt=0 has_sched=0 has_rng=0
+  compgen -G "$dir/global_step*" >/dev/null && ds=1
+  [[ $ds == 1 || -e $dir/optimizer.pt || -e $dir/optimizer.bin || -e $dir/optimizer_0 ]] && has_opt=1
+  [[ $ds == 1 || -e $dir/scheduler.pt ]] && has_sched=1
+  compgen -G "$dir/rng_state*.pth" >/dev/null && has_rng=1
+  if ((!has_opt && !has_sched && !has_rng)); then
+    if ((${allow_weights_only:-0})); then
+      wandb_resume::_check_weight_files
+      return
+    fi
+    c_reason='weights only (saved with save_only_model: no optimizer.pt, scheduler.pt or rng_state.pth): the trainer would go on with a fresh optimizer and scheduler, a different run; --allow-weights-only resumes from it anyway'
+    return 1
+  elif ((!has_opt)); then
+    c_reason='optimizer.pt missing (the trainer would go on with a fresh optimizer, a different run)'
+    return 1
+  elif ((!has_sched)); then
+    c_reason='scheduler.pt missing (the trainer would restart the learning rate schedule)'
+    return 1
+  elif ((!has_rng)); then
+    c_reason='rng_state.pth missing (the save was cut short before its last files?)'
+    return 1
+  fi
+  for f in "$dir"/optimizer.pt "$dir"/optimizer.bin "$dir"/scheduler.pt "$dir"/scaler.pt "$dir"/rng_state*.pth; do
+    [[ -e $f ]] && files+=("$f") labels+=("${f##*/}")
+  done
+  wandb_resume::_check_weight_files
+}
+
+# The shard file names of a sharded index (weight_map values).
+# Arguments: INDEX. Sets: shards, c_reason, error. Returns 0, 1 bad index, 2 jq failed.
+wandb_resume::_index_shards() {
+  local out size
+  shards=()
+  size=$(stat -L -c %s -- "$1" 2>/dev/null) || size=0
+  if ((size > 67108864)); then
+    c_reason="${1##*/} is $size bytes (over 64 MiB: not an index HF writes)"
+    return 1
+  fi
+  # shellcheck disable=SC2016 # jq program
+  out=$(
+    ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
+    jq -j 'if (.weight_map | type) != "object" then "bad\u0001"
+      else ([.weight_map[]] | unique | map(select(type == "string")))
+        | if any(test("^$|/|^\\.\\.?$|[\u0000-\u001f]")) then "bad\u0001"
+          else (.[] | . + "\u0001") end end, "end\u0001"' "$1" 2>&1
+  ) || {
+    if [[ $out == *'parse error'* || $out == *'Cannot index'* || $out == *'Cannot iterate'* ]]; then
+      c_reason="${1##*/} is not valid JSON (truncated?)"
+      return 1
+    fi
+    wandb_resume::_tool_failure jq $? "$out"
+    return 2
+  }
+  mapfile -t -d $'\1' shards <<<"$out"
+  unset 'shards[-1]'
+  [[ ${shards[-1]:-} == end ]] && unset 'shards[-1]'
+  if [[ ${shards[0]:-} == bad || ${#shards[@]} -eq 0 ]]; then
+    c_reason="${1##*/} names no usable shards (weight_map)"
+    shards=()
+    return 1
+  fi
+}
+
+# Check the weights and state files in `files` (with `labels`), a few processes for
+# all of them: present, not empty; safetensors: the header's data offsets end
+# exactly at the file's end; torch's zip format (PK\3\4 at the start): ends with the
+# end-of-central-directory record (PK\5\6 and 18 bytes; torch writes no comment).
+# The legacy pickle format has no such check. Sets: c_reason, error.
+# Returns 0 fine, 1 not (c_reason), 2 a tool failed (error).
+wandb_resume::_check_weight_files() {
+  local i f magic out rc=0
+  local -a sizes=() st=() st_i=() zip=() zip_i=() lens=() ends=() hdr=()
+  for i in "${!files[@]}"; do
+    f=${files[i]}
+    if [[ ! -e $f ]]; then
+      c_reason="${labels[i]} missing"
+      return 1
+    elif [[ ! -f $f ]]; then
+      c_reason="${labels[i]} is not a regular file"
+      return 1
+    elif [[ ! -r $f ]]; then
+      c_reason="${labels[i]}: $(wandb_resume::_permission_reason "$f")"
+      return 1
+    fi
+  done
+  ((${#files[@]})) || return 0
+  mapfile -t sizes < <(stat -L -c %s -- "${files[@]}" 2>/dev/null)
+  for i in "${!files[@]}"; do
+    f=${files[i]}
+    if [[ ! ${sizes[i]:-} =~ ^[0-9]+$ ]]; then
+      error="stat failed on $f"
+      return 2
+    elif ((sizes[i] == 0)); then
+      c_reason="${labels[i]} is empty (a save cut short?)"
+      return 1
+    elif [[ $f == *.safetensors ]]; then
+      if ((sizes[i] < 8)); then
+        c_reason="${labels[i]} is ${sizes[i]} bytes: too short for a safetensors header (truncated?)"
+        return 1
+      fi
+      st+=("$f") st_i+=("$i")
+    else
+      magic=''
+      IFS= read -r -N 4 magic <"$f"
+      if [[ $magic == $'PK\x03\x04' ]]; then
+        if ((sizes[i] < 22)); then
+          c_reason="${labels[i]}: the zip file torch wrote has no end record (truncated?)"
+          return 1
+        fi
+        zip+=("$f") zip_i+=("$i")
+      fi
+    fi
+  done
+  if ((${#zip[@]})); then
+    mapfile -t ends < <(tail -q -c 22 -- "${zip[@]}" | od -An -v -t x1 -w22)
+    for i in "${!zip[@]}"; do
+      if [[ ${ends[i]:-} != ' 50 4b 05 06'* ]]; then
+        c_reason="${labels[zip_i[i]]}: the zip file torch wrote has no end record (truncated?)"
+        return 1
+      fi
+    done
+  fi
+  ((${#st[@]})) || return 0
+  # The header lengths: 8 bytes each, little-endian; then the headers, each ended
+  # by the byte 0x01 (which valid JSON never holds raw), into one jq.
+  mapfile -t lens < <(head -q -c 8 -- "${st[@]}" | od -An -v -t u8 -w8)
+  for i in "${!st[@]}"; do
+    local n=${lens[i]//[[:space:]]/} size=${sizes[st_i[i]]}
+    if [[ ! $n =~ ^[0-9]{1,18}$ ]] || ((n < 2 || n > _WANDB_RESUME_ST_HEADER_MAX || n + 8 > size)); then
+      c_reason="${labels[st_i[i]]}: safetensors header length ${n:-unreadable} does not fit the file ($size bytes; truncated?)"
+      return 1
+    fi
+    lens[i]=$n
+  done
+  # shellcheck disable=SC2016 # jq program
+  out=$(
+    ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
+    for i in "${!st[@]}"; do
+      dd if="${st[i]}" iflag=skip_bytes,count_bytes skip=8 count="${lens[i]}" status=none
+      printf '\1'
+    done | jq -j -R -s '(split("\u0001")[:-1][]
+      | (try (fromjson | [to_entries[] | select(.key != "__metadata__") | .value.data_offsets[1]]
+          | (max // 0) | tostring) catch "bad") + "\n"), "end\n"' 2>&1
+  ) || rc=$?
+  if ((rc != 0)) || [[ $out != *$'end' ]]; then
+    wandb_resume::_tool_failure jq "$rc" "$out"
+    return 2
+  fi
+  mapfile -t hdr <<<"$out"
+  for i in "${!st[@]}"; do
+    local size=${sizes[st_i[i]]} end
+    if [[ ! ${hdr[i]:-} =~ ^[0-9]{1,18}$ ]]; then
+      c_reason="${labels[st_i[i]]}: the safetensors header is not valid JSON (truncated or damaged)"
+      return 1
+    fi
+    end=$((8 + lens[i] + hdr[i]))
+    if ((end != size)); then
+      c_reason="${labels[st_i[i]]}: its header says the data ends at byte $end, the file has $size (truncated?)"
+      return 1
+    fi
+  done
+  return 0
+}
