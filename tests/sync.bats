@@ -114,3 +114,9 @@ setup() {
   run -0 "$TR" sync --help
   assert_line --partial 'Usage: train-resume sync OUTPUT_DIR [--dry-run]'
 }
+
+@test "the command line shown is the real wandb sync's when TRAIN_RESUME_WANDB is not set" {
+  unset TRAIN_RESUME_WANDB
+  run -0 --separate-stderr "$TR" sync "$OUT" --dry-run
+  assert_line "call 2: wandb sync $(printf '%q' "$OUT/wandb/${KILLED[2]}")"
+}
