@@ -40,7 +40,13 @@ start_holder() {
 @test "the lock is held through the exec: by the trainer's own pid, released when it ends" {
   start_holder
   assert_equal "$(cat "$HOLDER")" "pid=$BG host=$(uname -n) job=4242"
-  # The process that holds it is the trainer (sleep), not a shell waiting for it.
+  # The process that holds it becomes the trainer (sleep) by the exec, not a shell
+  # waiting for it (the holder line is written just before the exec).
+  local i
+  for ((i = 0; i < 100; i++)); do
+    [[ $(ps -o comm= -p "$BG") == sleep ]] && break
+    sleep 0.1
+  done
   assert_equal "$(ps -o comm= -p "$BG")" sleep
   kill "$BG"
   wait "$BG" || true
