@@ -173,3 +173,18 @@ assert_fell_back() {
   explain -o "$OUT"
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
 }
+
+@test "weights: a jq that crashes reading a safetensors header is our failure, not a damaged checkpoint" {
+  two_saves full
+  mkdir -p "$WORK/fakebin"
+  # The real jq for the trainer_state.json reader (it passes --arg mode), a crash
+  # for the weights checks.
+  # shellcheck disable=SC2016 # code for the fake jq
+  printf '#!/bin/bash\nfor a; do [[ $a == mode ]] && exec %q "$@"; done\nkill -SEGV $$\n' \
+    "$(command -v jq)" >"$WORK/fakebin/jq"
+  chmod +x "$WORK/fakebin/jq"
+  run -1 --separate-stderr env PATH="$WORK/fakebin:$PATH" "$TR" -o "$OUT" -- touch "$WORK/ran"
+  assert_stderr --partial 'jq was killed by signal 11'
+  refute_stderr --partial 'skipping'
+  assert [ ! -e "$WORK/ran" ]
+}
