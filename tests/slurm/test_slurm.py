@@ -109,23 +109,29 @@ def log_of(work, jid):
     return (work / f"tiny-grpo-{jid}.out").read_text()
 
 
-def test_preempted_job_saves_requeues_and_resumes_the_same_wandb_run(cluster, tmp_path):
-    out = tmp_path / "out"
-    jid = sbatch(cluster, tmp_path, "--max_steps", 100, "--save_steps", 10)
+def preempt_and_resume(conf, work, scancel_args, stopped):
+    """Start the job, signal it with `scancel SCANCEL_ARGS JOB` once checkpoint-10 is
+    saved; check that the trainer saved, exited 138 (preempted, not finished), that the
+    job was requeued once and resumed the same W&B run to the end, and that DONE is
+    written only then. STOPPED: the regex of supervise's reason for the requeue."""
+    out = work / "out"
+    jid = sbatch(conf, work, "--max_steps", 100, "--save_steps", 10)
     wait_for(lambda: checkpoint_complete(out / "checkpoint-10"), 300, "checkpoint-10")
-    subprocess.run(["scancel", "-b", "-s", "USR1", jid], env=env(cluster), check=True)
-    info = run_to_end(cluster, jid)
-    log = log_of(tmp_path, jid)
+    assert not (out / "DONE").exists()
+    subprocess.run(["scancel", *scancel_args, jid], env=env(conf), check=True)
+    info = run_to_end(conf, jid)
+    log = log_of(work, jid)
     assert info["JobState"] == "COMPLETED", log[-3000:]
     assert info["Restarts"] == "1"
     step = int(re.search(r"⏸ SIGUSR1: saving checkpoint-(\d+) and stopping", log).group(1))
     stopped_at = out / f"checkpoint-{step}"
     assert checkpoint_complete(stopped_at)
+    assert f"⏹ preempted (SIGUSR1): checkpoint-{step} is saved; exiting with status 138" in log
     assert re.search(
-        rf"🔁 stopped by SIGUSR1 \(exit 0\), newest checkpoint now checkpoint-{step}; "
+        rf"🔁 {stopped} \(exit 138\), newest checkpoint now checkpoint-{step}; "
         rf"requeued job {jid} \(restart 1 of at most 5\)",
         log,
-    )
+    ), log[-3000:]
     assert f"== job {jid} start 1 " in log
     assert f"🔄 resuming from checkpoint: {stopped_at} (the newest complete checkpoint" in log
     steps = [row["step"] for row in log_history(out / "checkpoint-100")]
@@ -134,10 +140,29 @@ def test_preempted_job_saves_requeues_and_resumes_the_same_wandb_run(cluster, tm
     assert len(segments) == 2
     assert {run_id for _, run_id in segments} == {stored_run_id(stopped_at)}
     assert (out / "DONE").is_file()
+    assert "✅ finished: wrote" in log
     time.sleep(5)
-    later = job(cluster, jid)
+    later = job(conf, jid)
     assert (later["JobState"], later["Restarts"]) == ("COMPLETED", "1")
-    assert log_of(tmp_path, jid).count("▶ supervising pid") == 2
+    assert log_of(work, jid).count("▶ supervising pid") == 2
+
+
+def test_preempted_through_the_batch_shell_saves_requeues_and_resumes(cluster, tmp_path):
+    """`scancel -b -s USR1` (and `--signal=B:USR1@N`): the batch shell's supervise
+    forwards the signal to the trainer."""
+    preempt_and_resume(cluster, tmp_path, ["-b", "-s", "USR1"], "stopped by SIGUSR1")
+
+
+def test_usr1_sent_to_the_trainer_directly_is_preempted_not_finished(cluster, tmp_path):
+    """`scancel -s USR1` without -b (and `--signal=USR1@N`) signals the job's steps, the
+    trainer itself: it saves and exits 138, so supervise requeues and never writes DONE
+    for it (before, the trainer exited 0 and the run was taken for finished)."""
+    preempt_and_resume(
+        cluster,
+        tmp_path,
+        ["-s", "USR1"],
+        "(?:stopped by SIGUSR1|preempted: the trainer saved and stopped on SIGUSR1)",
+    )
 
 
 def test_a_crash_loop_is_requeued_at_most_the_cap(cluster, tmp_path):
@@ -169,5 +194,11 @@ def test_a_finished_run_is_final(cluster, tmp_path):
     log = log_of(tmp_path, jid)
     assert info["JobState"] == "COMPLETED"
     assert log.count("▶ supervising pid") == 1
+    assert "✅ finished: wrote" in log
+    # A third start, submitted anew on the same output dir: nothing runs either.
+    again = sbatch(cluster, tmp_path, "--max_steps", 4)
+    assert run_to_end(cluster, again)["JobState"] == "COMPLETED"
+    assert "▶ supervising pid" not in log_of(tmp_path, again)
+    assert f"✅ {out}/DONE exists" in log_of(tmp_path, again)
     assert f"✅ {out}/DONE exists: the run is finished; nothing to run, nothing to requeue" in log
     assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
