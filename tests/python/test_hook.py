@@ -66,6 +66,18 @@ def test_bare_train_resumes_from_the_decided_checkpoint(trained, tmp_path):
     )
 
 
+def test_true_resumes_from_the_decided_checkpoint_not_the_highest_numbered_one(trained, tmp_path):
+    """train(resume_from_checkpoint=True) means "the latest": the decision's, which
+    passed over a checkpoint-4 with no trainer_state.json (HF's own pick would fail)."""
+    out = copy_of(trained, tmp_path, "checkpoint-2", "checkpoint-4")
+    (out / "checkpoint-4" / "trainer_state.json").unlink()
+    ckpt = out / "checkpoint-2"
+    result = trainer(out, "--max_steps", 3, "--resume", "true", TRAIN_RESUME_CHECKPOINT=ckpt)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"▶ handing off: resume from {ckpt}" in result.stderr
+    assert steps(out / "checkpoint-3") == [1, 2, 3]
+
+
 def test_an_explicit_path_given_by_the_script_wins_with_one_line(trained, tmp_path):
     out = copy_of(trained, tmp_path, "checkpoint-2", "checkpoint-4")
     decided, own = out / "checkpoint-4", out / "checkpoint-2"

@@ -339,3 +339,26 @@ def test_a_failing_sitecustomize_of_the_user_fails_as_it_would_without_us(work):
     assert "Error in sitecustomize; set PYTHONVERBOSE for traceback:" in result.stderr
     assert "RuntimeError: their own bug" in result.stderr
     assert result.stdout.strip() == "_Hook"
+
+
+def test_two_copies_of_the_bootstrap_on_the_path_chain_to_the_users_once(work):
+    """A clone's and an install's bootstrap both on PYTHONPATH (one exported by an earlier
+    decision): the user's sitecustomize runs once, the hook is installed, no loop."""
+    copy = work / "other install" / "train_resume" / "bootstrap"
+    shutil.copytree(ROOT / "train_resume" / "bootstrap", copy)
+    user = work / "user"
+    user.mkdir()
+    write(
+        user / "sitecustomize.py",
+        "import builtins\nbuiltins.RUNS = getattr(builtins, 'RUNS', 0) + 1\n",
+    )
+    write(
+        work / "t.py",
+        "import builtins, sys; print(builtins.RUNS, type(sys.meta_path[0]).__name__)\n",
+    )
+    bootstrap = ROOT / "train_resume" / "bootstrap"
+    pythonpath = f"{bootstrap}:{copy}:{ROOT}:{user}"
+    result = run([sys.executable, "t.py"], work, PYTHONPATH=pythonpath)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "_Hook"]
+    assert "Error in sitecustomize" not in result.stderr

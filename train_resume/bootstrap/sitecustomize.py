@@ -3,9 +3,10 @@
 It is on PYTHONPATH only while a train-resume decision is in force. It installs the
 hand-off (train_resume.hook.activate: an import hook; transformers is patched only
 when something imports it) unless TRAIN_RESUME_HOOK=0, then hands over to the
-``sitecustomize`` this one hides, the next one on sys.path: it runs as Python would
-have run it, under the name ``sitecustomize``. Standard library only; a failure
-here never stops the process (one warning line on stderr).
+``sitecustomize`` this one hides, the next one on sys.path that is not another copy
+of ours: it runs as Python would have run it, under the name ``sitecustomize``.
+Standard library only; a failure here never stops the process (one warning line on
+stderr).
 """
 
 import os
@@ -27,13 +28,21 @@ def _activate():
     activate()
 
 
+def _ours(entry, here):
+    """True for a sys.path entry that is this folder, or another copy of it (any
+    train_resume/bootstrap folder: a clone's and an install's may both be on the path)."""
+    entry = os.path.abspath(entry or os.curdir)
+    tail = os.path.join("train_resume", "bootstrap")
+    return entry == here or entry.endswith(os.sep + tail) or os.path.realpath(entry) == here
+
+
 def _chain():
-    """Run the next sitecustomize on sys.path after this folder's, if any."""
+    """Run the next sitecustomize on sys.path that is not one of ours, if any."""
     import importlib.machinery
     import importlib.util
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    path = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    here = os.path.dirname(os.path.realpath(__file__))
+    path = [p for p in sys.path if not _ours(p, here)]
     spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
     if spec is None or spec.loader is None:
         return

@@ -2,10 +2,10 @@
 nothing of train-resume: it calls bare ``trainer.train()``.
 
     python causal_lm.py --output_dir OUT [--max_steps 6] [--save_steps 2]
-                        [--resume false|bypass|PATH]
+                        [--resume false|true|bypass|PATH]
 
---resume is for the hand-off tests only: ``false`` calls
-``train(resume_from_checkpoint=False)``, ``bypass`` uses a Trainer subclass whose
+--resume is for the hand-off tests only: ``false`` / ``true`` call
+``train(resume_from_checkpoint=False / True)``, ``bypass`` uses a Trainer subclass whose
 train() goes around Trainer.train, a PATH is passed to train() as given.
 """
 
@@ -56,8 +56,8 @@ def main():
     trainer = cls(model=model, args=args, train_dataset=data)
     if opts.resume in (None, "bypass"):
         trainer.train()
-    elif opts.resume == "false":
-        trainer.train(resume_from_checkpoint=False)
+    elif opts.resume in ("false", "true"):
+        trainer.train(resume_from_checkpoint=opts.resume == "true")
     else:
         trainer.train(resume_from_checkpoint=opts.resume)
 
