@@ -75,6 +75,7 @@ demo: venv-ml ## the tiny GRPO run, killed and resumed through train-resume
 fixtures: venv-ml ## re-record tests/fixtures from real W&B and TRL runs
 	$(VENV)/bin/python tests/fixtures/record.py
 	$(VENV)/bin/python tests/fixtures/sync/record.py
+	$(VENV)/bin/python tests/fixtures/record_saves.py
 
 install: ## install into $(PREFIX) (bin/train-resume, lib, the Python package)
 	@dest="$(DESTDIR)$(PREFIX)"; \
