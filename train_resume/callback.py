@@ -138,10 +138,9 @@ def _exit_preempted(signum, state):
     """End the process with 128+SIGNUM (the shell's status for that signal: USR1 138,
     TERM 143), once every rank is here: the checkpoint is saved, and no code after
     trainer.train() runs as if training had finished. SystemExit, not os._exit, so
-    that atexit handlers (W&B's finish) still run."""
-    dist = _distributed()
-    if dist is not None:
-        dist.barrier()
+    that atexit handlers still run. The live W&B run is finished here, before the
+    barrier: a launcher (torchrun) stops the other ranks as soon as one has exited, and
+    a rank still finishing its W&B run then would be cut short."""
     status = 128 + signum
     if state.is_world_process_zero:
         name = signal.Signals(signum).name
@@ -149,6 +148,15 @@ def _exit_preempted(signum, state):
             f"⏹ preempted ({name}): checkpoint-{state.global_step} is saved; "
             f"exiting with status {status} (not finished: the next start resumes)"
         )
+    run = _live_run()
+    if run is not None:
+        try:
+            run.finish(exit_code=status)
+        except Exception as exc:  # never hide the preemption behind bookkeeping
+            _log(f"⚠️ could not finish the W&B run: {exc}")
+    dist = _distributed()
+    if dist is not None:
+        dist.barrier()
     sys.stdout.flush()
     raise SystemExit(status)
 

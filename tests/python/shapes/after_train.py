@@ -12,5 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from causal_lm import main  # noqa: E402
 
-main()
-print(f"after trainer.train() on rank {os.environ.get('RANK', '0')}", flush=True)
+RANK = os.environ.get("RANK", "0")
+try:
+    main()
+except SystemExit as stop:
+    print(f"rank {RANK} raised SystemExit({stop.code})", flush=True)
+    raise
+print(f"after trainer.train() on rank {RANK}", flush=True)
