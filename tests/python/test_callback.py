@@ -21,6 +21,12 @@ def last_json(result):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def only(paths):
+    """The one path of PATHS (the first run's W&B folder holds one segment)."""
+    (path,) = paths
+    return path
+
+
 def stored(checkpoint):
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     return state["stateful_callbacks"].get("WandbResumeCallback")
@@ -86,11 +92,14 @@ def test_a_resume_is_recorded_in_the_run_config_and_tags(first_run, tmp_path):
     copy = tmp_path / "out"
     shutil.copytree(out / "checkpoint-2", copy / "checkpoint-2")
     checkpoint = copy / "checkpoint-2"
+    # A copy of the first run's W&B folders: the module's fixture keeps one segment.
+    wb = tmp_path / "wb"
+    shutil.copytree(wandb_dir, wb, symlinks=True)
     resumed = last_json(
         shim(
             [TINY, copy, 4],
             tmp_path,
-            WANDB_DIR=wandb_dir,
+            WANDB_DIR=wb,
             WANDB_RUN_ID=info["run_id"],
             WANDB_RESUME="must",
             TRAIN_RESUME_CHECKPOINT=checkpoint,
@@ -147,7 +156,7 @@ def test_replayed_steps_are_not_logged_twice(first_run, tmp_path):
     assert "↩ global steps 3-4 replay steps the run already holds" in result.stderr
     assert {row.get("train/global_step") for row in wandb_records.history(data)} <= {None}
     # Nothing was logged in this segment: its step at the save is the earlier one's last.
-    earlier = next((first_run[2] / "wandb").glob("offline-run-*/run-*.wandb"))
+    earlier = only((first_run[2] / "wandb").glob("offline-run-*/run-*.wandb"))
     last = max(row["_step"] for row in wandb_records.history(earlier))
     assert stored(copy / "checkpoint-4")["args"]["wandb_step"] == last
 
@@ -160,7 +169,7 @@ def test_replayed_steps_are_logged_again_when_asked(first_run, tmp_path):
 
 
 def test_a_rewind_keeps_every_replayed_row(first_run, tmp_path):
-    rows = train_rows(next((first_run[2] / "wandb").glob("offline-run-*/run-*.wandb")))
+    rows = train_rows(only((first_run[2] / "wandb").glob("offline-run-*/run-*.wandb")))
     at_save = stored(first_run[1] / "checkpoint-2")["args"]["wandb_step"]
     rewind = f"{first_run[3]['run_id']}?_step={at_save}"
     result, data, copy = resume_from_2(first_run, tmp_path, resume=None, WANDB_RESUME_FROM=rewind)

@@ -128,7 +128,7 @@ def test_false_is_respected_with_a_warning_and_the_safety_net_stops_it_before_wa
     ) in result.stderr
     assert "FreshStartError" in result.stderr
     assert run_folders(out) == before
-    assert not (out / ".train-resume").exists()
+    assert not (out / ".train-resume" / "failed").exists()
     assert not (out / "checkpoint-6").exists()
 
 
