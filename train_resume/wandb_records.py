@@ -19,6 +19,7 @@ _step, size in bytes, the offset where the complete records end. Reading facts i
 it does: the plan (which folders, in which order) is decided in lib/wandb_resume/sync.bash.
 """
 
+import glob
 import json
 import struct
 import sys
@@ -204,7 +205,7 @@ def earlier_segments(wandb_dir, run_id, own_folder):
     own = Path(own_folder).resolve() if own_folder else None
     found = []
     for data in Path(wandb_dir).glob(
-        f"*run-*-{glob_escape(run_id)}*/run-{glob_escape(run_id)}.wandb"
+        f"*run-*-{glob.escape(run_id)}*/run-{glob.escape(run_id)}.wandb"
     ):
         if own is not None and data.parent.resolve() == own:
             continue
@@ -230,12 +231,6 @@ def earlier_segments(wandb_dir, run_id, own_folder):
                     g = int(float(item.value_json))
                     max_step = g if max_step is None else max(max_step, g)
     return max_step, next_step, len(found)
-
-
-def glob_escape(text):
-    from glob import escape
-
-    return escape(text)
 
 
 def main(argv):

@@ -12,6 +12,8 @@ wandb_resume::usage() {
 Usage: train-resume [OPTIONS] [--] COMMAND [ARGS...]
        train-resume [OPTIONS] --explain [--json]
        wandb_resume::configure [OPTIONS]        (after: source lib/wandb_resume.sh)
+       train-resume sync OUTPUT_DIR [--dry-run]  (upload offline W&B runs in order:
+                                                 train-resume sync --help)
 
 Decide whether this job resumes training, from which checkpoint and which W&B
 run it continues; export WANDB_RUN_ID / WANDB_RESUME / TRAIN_RESUME_CHECKPOINT;
