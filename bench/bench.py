@@ -67,6 +67,10 @@ def main():
     keep = Path(sys.argv[2]) if len(sys.argv) > 2 else None
     tmp = tempfile.TemporaryDirectory()
     trees = keep or Path(tmp.name)
+    if (trees / "wide").is_dir() and not (
+        trees / "wide" / "checkpoint-1" / "optimizer.pt"
+    ).exists():
+        raise SystemExit(f"{trees}: trees made before they held weights; remove it")
     if not (trees / "wide").is_dir():
         print(f"generating the trees in {trees} ...", file=sys.stderr)
         subprocess.run(
@@ -108,27 +112,30 @@ def main():
     print_weights_cost(runs)
 
 
-def print_weights_cost(runs):
+def print_weights_cost(runs, loops=50):
     """The cost of the weights checks (weights.bash): a decision over a real full
-    save and a real sharded one (tests/fixtures/saves), against the same folders
-    holding only trainer_state.json (which the checks let through)."""
+    save and a real sharded one (tests/fixtures/saves), and the checks of that one
+    checkpoint alone (LOOPS calls of wandb_resume::_check_weights in one bash, less
+    an empty loop of the same length)."""
     saves = ROOT / "tests" / "fixtures" / "saves"
     if not saves.is_dir():
         return
+    lib = str(ROOT / "lib" / "wandb_resume.sh")
+    body = 'source "$1"; shopt -s nullglob extglob; for ((i = 0; i < $3; i++)); do {}; done'
+    check = 'wandb_resume::_check_weights "$2" || exit 1'
     parts = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("full", "sharded"):
             out = Path(tmp) / kind
             shutil.copytree(saves / kind, out)
-            bare = Path(tmp) / f"{kind}-state-only" / "checkpoint-2"
-            bare.mkdir(parents=True)
-            shutil.copy2(out / "checkpoint-2" / "trainer_state.json", bare)
-            with_checks, _ = measure([str(TRAIN_RESUME), "-o", str(out), "-n", "-q"], runs)
-            without, _ = measure([str(TRAIN_RESUME), "-o", str(bare.parent), "-n", "-q"], runs)
+            ckpt = str(out / "checkpoint-2")
+            decision, _ = measure([str(TRAIN_RESUME), "-o", str(out), "-n", "-q"], runs)
+            full, _ = measure(["bash", "-c", body.format(check), "_", lib, ckpt, str(loops)], runs)
+            empty, _ = measure(["bash", "-c", body.format(":"), "_", lib, ckpt, str(loops)], runs)
             files = sum(1 for _ in (out / "checkpoint-2").iterdir())
             parts.append(
-                f"{kind} ({files} files): {with_checks * 1000:.1f} ms "
-                f"(+{(with_checks - without) * 1000:.1f} ms)"
+                f"{kind} ({files} files): {decision * 1000:.1f} ms, of which the checks "
+                f"{(full - empty) / loops * 1000:.1f} ms"
             )
     print("decision with the weights checks: " + "; ".join(parts))
 

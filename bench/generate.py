@@ -5,12 +5,22 @@
 DIR/typical  50 checkpoints with a ~1 MB trainer_state.json each, 20 W&B run folders
 DIR/huge     one checkpoint whose trainer_state.json has a 200,000-entry log_history (~190 MB)
 DIR/wide     10,000 checkpoints and 10,000 W&B run folders
+
+Each checkpoint also holds the weights and state files of a real Trainer save
+(tests/fixtures/saves/full/checkpoint-2: model.safetensors, optimizer.pt, scheduler.pt,
+rng_state.pth, ...; about 1 MB), which the decision checks: hard links to one copy in
+DIR/weights (10,000 copies would be 10 GB; the checks read the same bytes either way).
 """
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
+
+SAVE = (
+    Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "saves" / "full" / "checkpoint-2"
+)
 
 ROW = {  # one log_history row, with the keys GRPO logs
     "clip_ratio/high_max": 0.0,
@@ -92,24 +102,35 @@ def runs(wandb_dir, n, newest_id):
     os.symlink(folder.name, wandb_dir / "latest-run")
 
 
-def checkpoint(out, step, text):
+def checkpoint(out, step, text, weights):
+    """A checkpoint as the Trainer saves it: the weights and state files (hard links
+    into WEIGHTS), then trainer_state.json, last."""
     d = out / f"checkpoint-{step}"
     d.mkdir(parents=True)
+    for f in weights:
+        os.link(f, d / f.name)
     (d / "trainer_state.json").write_text(text)
 
 
 def main():
     root = Path(sys.argv[1])
+    (root / "weights").mkdir(parents=True)
+    weights = []
+    for f in sorted(SAVE.iterdir()):
+        if f.name != "trainer_state.json":
+            weights.append(Path(shutil.copyfile(f, root / "weights" / f.name)))
     typical = root / "typical"
     for step in range(50, 2501, 50):
-        checkpoint(typical, step, state(step, 1000, "typical-id"))
+        checkpoint(typical, step, state(step, 1000, "typical-id"), weights)
     runs(typical / "wandb", 20, "typical-id")
     huge = root / "huge"
-    checkpoint(huge, 200_000, state(200_000, 200_000, "huge-id"))
+    checkpoint(huge, 200_000, state(200_000, 200_000, "huge-id"), weights)
     wide = root / "wide"
     small = state(1, 1, "wide-id")
     for step in range(1, 10_001):
-        checkpoint(wide, step, small.replace('"global_step": 1,', f'"global_step": {step},'))
+        checkpoint(
+            wide, step, small.replace('"global_step": 1,', f'"global_step": {step},'), weights
+        )
     runs(wide / "wandb", 10_000, "wide-id")
 
 

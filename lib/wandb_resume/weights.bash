@@ -18,17 +18,18 @@ _WANDB_RESUME_ST_HEADER_MAX=104857600
 # error (a tool of ours failed). Returns: 0 fine, 1 not (c_reason), 2 tool failure.
 wandb_resume::_check_weights() {
   local dir=${1%/} f name shard
-  local -a models=() found=() shards=() files=() labels=()
+  local -a models=() found=() shards=() files=() labels=() fsdp=() ds_dirs=() rng=()
   c_reason=''
   for name in model.safetensors adapter_model.safetensors model.safetensors.index.json \
     pytorch_model.bin adapter_model.bin pytorch_model.bin.index.json; do
     [[ -e $dir/$name || -L $dir/$name ]] && models+=("$name")
   done
-  found=("$dir"/pytorch_model_fsdp* "$dir"/global_step* "$dir"/optimizer[._]* "$dir"/scheduler.p[t] "$dir"/training_args.bi[n] \
-    "$dir"/rng_state*.pth)
+  # Globs on the quoted dir (nullglob is on: guest.bash): compgen -G would read a
+  # backslash, '*' or '[' in the path as pattern characters.
+  fsdp=("$dir"/pytorch_model_fsdp*) ds_dirs=("$dir"/global_step*) rng=("$dir"/rng_state*.pth)
+  found=("${fsdp[@]}" "${ds_dirs[@]}" "$dir"/optimizer[._]* "$dir"/scheduler.p[t] "$dir"/training_args.bi[n] "${rng[@]}")
   ((${#models[@]} + ${#found[@]} > 0)) || return 0
-  if ((${#models[@]} == 0)) && ! compgen -G "$dir/pytorch_model_fsdp*" >/dev/null &&
-    ! compgen -G "$dir/global_step*" >/dev/null; then
+  if ((${#models[@]} + ${#fsdp[@]} + ${#ds_dirs[@]} == 0)); then
     c_reason='no model weights (model.safetensors, adapter_model.safetensors, a sharded index, pytorch_model.bin, FSDP or DeepSpeed folders)'
     return 1
   fi
@@ -47,10 +48,10 @@ wandb_resume::_check_weights() {
   # optimizer and scheduler in its global_step* folder, FSDP the optimizer in
   # optimizer_0 or optimizer.bin). None of them: a save_only_model checkpoint.
   local ds=0 has_opt=0 has_sched=0 has_rng=0
-  compgen -G "$dir/global_step*" >/dev/null && ds=1
+  ((${#ds_dirs[@]})) && ds=1
   [[ $ds == 1 || -e $dir/optimizer.pt || -e $dir/optimizer.bin || -e $dir/optimizer_0 ]] && has_opt=1
   [[ $ds == 1 || -e $dir/scheduler.pt ]] && has_sched=1
-  compgen -G "$dir/rng_state*.pth" >/dev/null && has_rng=1
+  ((${#rng[@]})) && has_rng=1
   if ((!has_opt && !has_sched && !has_rng)); then
     if ((${allow_weights_only:-0})); then
       wandb_resume::_check_weight_files

@@ -30,10 +30,20 @@ fixture_state_id() {
     "$FIXTURES/$1/$2/trainer_state.json"
 }
 
-# Write DIR/trainer_state.json as transformers does (sorted keys, indent 2).
+# A checkpoint as a full Trainer save leaves it: the weights and state files of a real
+# save (tests/fixtures/saves/full/checkpoint-2: model.safetensors, optimizer.pt,
+# scheduler.pt, rng_state.pth, ...; plain copies, some tests damage them), then
+# DIR/trainer_state.json as transformers writes it, last (sorted keys, indent 2).
+# With STATE_ONLY=1 only trainer_state.json (a folder no trainer could resume from).
 # Arguments: DIR STEP [JQ_FILTER applied to the state]
 make_state() {
+  local f
   mkdir -p "$1"
+  if [[ ${STATE_ONLY:-} != 1 ]]; then
+    for f in "$FIXTURES"/saves/full/checkpoint-2/*; do
+      [[ ${f##*/} == trainer_state.json ]] || cp -- "$f" "$1/" || return
+    done
+  fi
   jq -n -S --indent 2 --argjson step "$2" '{
       best_global_step: null, best_metric: null, best_model_checkpoint: null,
       epoch: 0.5, eval_steps: 500, global_step: $step, is_hyper_param_search: false,
