@@ -1,4 +1,5 @@
-"""make bench: time the full decision on synthetic trees; print one table. Then what
+"""make bench: time the full decision on synthetic trees; print one table. Then the
+same without the save records of train_resume's callback (full parse), what
 sourcing the library costs, and what the Python hand-off (the bootstrap) adds to
 `python -c pass`.
 
@@ -76,6 +77,8 @@ def main():
         subprocess.run(
             [sys.executable, str(ROOT / "bench" / "generate.py"), str(trees)], check=True
         )
+    for name in ("typical", "huge", "wide"):
+        record_saves(trees / name)
     bare = shutil.which("python3") or sys.executable
     python_pass, _ = measure([bare, "-c", "pass"], runs)
     venv_pass, _ = measure([sys.executable, "-c", "pass"], runs)
@@ -107,9 +110,43 @@ def main():
             f"| {TARGETS[name]} |"
         )
     print(f"\ntypical / `python3 -c pass` = {rows[0][1] / python_pass:.2f} (target <= 0.33)")
+    print_unrecorded_cost(trees, runs)
     print_source_cost(runs)
     print_bootstrap_cost(runs)
     print_weights_cost(runs)
+
+
+def record_saves(tree):
+    """Record every checkpoint of TREE as saved, as train_resume's callback does right
+    after each save of a run (OUTPUT_DIR/.train-resume/saved/checkpoint-N)."""
+    if (tree / ".train-resume" / "saved").is_dir():
+        return
+    sys.path.insert(0, str(ROOT))
+    from train_resume.callback import record_save
+
+    for checkpoint in tree.glob("checkpoint-*"):
+        record_save(str(checkpoint))
+
+
+def print_unrecorded_cost(trees, runs):
+    """The same decision without the save records (checkpoints of a run made without
+    train_resume's callback): the newest trainer_state.json gets a full parse."""
+    parts = []
+    for name in ("typical", "huge"):
+        tree = trees / name
+        records = tree / ".train-resume"
+        aside = trees / f".{name}-records-aside"
+        records.rename(aside)
+        try:
+            ours = [str(TRAIN_RESUME), "-q", "-o", str(tree), "--explain", "--json"]
+            t, mem = measure(ours, max(1, runs // 2) if name == "huge" else runs)
+        finally:
+            aside.rename(records)
+        parts.append(f"{name} {t * 1000:.0f} ms, {mem:.1f} MB")
+    print(
+        "without save records (a run without train_resume's callback; the newest state "
+        "parsed whole): " + "; ".join(parts)
+    )
 
 
 def print_weights_cost(runs, loops=50):

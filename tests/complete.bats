@@ -19,12 +19,97 @@ make_huge_state() {
   make_state "$1" "$2" '.log_history |= map(. + {pad: "0123456789012345678901234567890123456789"})'"${3:+ | $3}"
 }
 
+# Record CHECKPOINT's trainer_state.json as just saved, the way a run does: this
+# calls train_resume's callback code that writes the record after each save
+# (OUTPUT_DIR/.train-resume/saved/NAME). Arguments: CHECKPOINT
+record_save() {
+  PYTHONPATH=$ROOT python3 -c 'import sys; from train_resume.callback import record_save
+record_save(sys.argv[1])' "$1"
+  [[ -f ${1%/*}/.train-resume/saved/${1##*/} ]]
+}
+
+# Put printable garbage into the middle of a huge state FILE, in place and of the
+# same length: `"step": 1500` (a key of log_history's row 1500) becomes `GARBAGE!!!!!`.
+# Arguments: FILE
+garble_middle() {
+  local at
+  at=$(grep -a -b -o -F '"step": 1500' "$1") && at=${at%%:*}
+  printf 'GARBAGE!!!!!' | dd of="$1" bs=1 seek="$at" conv=notrunc status=none
+}
+
 # A jq on PATH that behaves as given (fault injection: the real jq cannot be made
 # to crash on demand). Arguments: SHELL_CODE
 fake_jq() {
   mkdir -p "$WORK/fakebin"
   printf '#!/bin/bash\n%s\n' "$1" >"$WORK/fakebin/jq"
   chmod +x "$WORK/fakebin/jq"
+}
+
+@test "printable garbage in the middle of a huge trainer_state.json, no save record: a full parse passes it over" {
+  make_state "$OUT/checkpoint-2" 2
+  make_huge_state "$OUT/checkpoint-3000" 3000
+  garble_middle "$OUT/checkpoint-3000/trainer_state.json"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_regex "$(field '.skipped[0].reason')" '^not valid JSON \(truncated\?\): '
+}
+
+@test "a huge trainer_state.json changed after its save record: a full parse passes the garbage over" {
+  make_state "$OUT/checkpoint-2" 2
+  make_huge_state "$OUT/checkpoint-3000" 3000
+  record_save "$OUT/checkpoint-3000"
+  sleep 0.01
+  garble_middle "$OUT/checkpoint-3000/trainer_state.json"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped[0].path')" "$OUT/checkpoint-3000"
+  assert_regex "$(field '.skipped[0].reason')" '^not valid JSON'
+}
+
+@test "a huge trainer_state.json as its save record says: only its ends are read" {
+  make_huge_state "$OUT/checkpoint-3000" 3000 '.stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "saved-id"}, attributes: {}}'
+  # Garbage written before the record: the record vouches for the file, so the
+  # middle is not read (what makes the fast path fast; a real save is json.dumps).
+  garble_middle "$OUT/checkpoint-3000/trainer_state.json"
+  record_save "$OUT/checkpoint-3000"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+  assert_equal "$(field .run_id)" saved-id
+  # The same file under another output dir (a copy: new inode) has no record: parsed whole.
+  cp -R "$OUT" "$WORK/copy"
+  explain -o "$WORK/copy"
+  assert_failure 1
+  assert_stderr --partial 'not valid JSON'
+}
+
+@test "a save record of another file (size, inode or times differ): parsed whole" {
+  make_state "$OUT/checkpoint-2" 2
+  make_huge_state "$OUT/checkpoint-3000" 3000
+  record_save "$OUT/checkpoint-3000"
+  local rec=$OUT/.train-resume/saved/checkpoint-3000
+  garble_middle "$OUT/checkpoint-3000/trainer_state.json"
+  # A record that is garbage, or empty, or names a directory: never trusted.
+  for content in 'x y z' '' "$(cat "$rec") extra"; do
+    printf '%s\n' "$content" >"$rec"
+    explain -o "$OUT"
+    assert_success
+    assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  done
+}
+
+@test "the ends of a recorded huge state give what a full parse gives: run id, global_step" {
+  make_huge_state "$OUT/checkpoint-3000" 3000 '.stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "ends-id"}, attributes: {}}'
+  explain -o "$OUT"
+  assert_success
+  local whole=$output
+  record_save "$OUT/checkpoint-3000"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$output" "$whole"
+  assert_equal "$(field .run_id)" ends-id
 }
 
 @test "a block of NUL bytes in the middle of a huge trainer_state.json: passed over" {
@@ -55,6 +140,7 @@ fake_jq() {
   for f in "$OUT/checkpoint-4/trainer_state.json" "$OUT/checkpoint-3000/trainer_state.json"; do
     { printf '\xef\xbb\xbf'; cat "$f"; } >"$WORK/bom" && mv "$WORK/bom" "$f"
   done
+  record_save "$OUT/checkpoint-3000" # the ends are read: the BOM is still seen
   explain -o "$OUT"
   assert_success
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
@@ -70,6 +156,7 @@ fake_jq() {
   for f in "$OUT/checkpoint-4/trainer_state.json" "$OUT/checkpoint-3000/trainer_state.json"; do
     cat "$f" "$f" >"$WORK/two" && mv "$WORK/two" "$f"
   done
+  record_save "$OUT/checkpoint-3000" # the ends are read: still seen
   explain -o "$OUT"
   assert_success
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
@@ -85,6 +172,10 @@ fake_jq() {
   assert_success
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
   assert_equal "$(field .run_id)" kept-id
+  record_save "$OUT/checkpoint-3000" # and when only the ends are read
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .run_id)" kept-id
 }
 
 @test "a duplicate key in a huge trainer_state.json gives the answer of a full parse" {
@@ -93,6 +184,7 @@ fake_jq() {
   sed -i 's/^  "is_hyper_param_search": false,$/  "global_step": 7,\n&/' \
     "$OUT/checkpoint-3000/trainer_state.json"
   [[ $(jq .global_step "$OUT/checkpoint-3000/trainer_state.json") == 7 ]]
+  record_save "$OUT/checkpoint-3000" # the ends are read, and see they cannot be sure
   explain -o "$OUT" --checkpoint "$OUT/checkpoint-3000"
   assert_failure 1
   assert_stderr --partial "cannot be used: global_step is 7, but the folder is checkpoint-3000"

@@ -161,6 +161,44 @@ def _exit_preempted(signum, state):
     raise SystemExit(status)
 
 
+def _record_saves(output_dir, global_step):
+    """Record the save of checkpoint-N just made, and forget the records of
+    checkpoints that are gone (rotated away by save_total_limit)."""
+    folder = os.path.join(output_dir, ".train-resume", "saved")
+    try:
+        record_save(os.path.join(output_dir, f"checkpoint-{global_step}"))
+        for name in os.listdir(folder):
+            if name.startswith("checkpoint-") and not os.path.isdir(os.path.join(output_dir, name)):
+                os.unlink(os.path.join(folder, name))
+    except OSError as err:
+        _log(f"⚠️ could not record the save of checkpoint-{global_step} in {folder}: {err}")
+
+
+def record_save(checkpoint):
+    """Record how CHECKPOINT/trainer_state.json looks right after the save, in
+    <its parent>/.train-resume/saved/<its name>: size, inode, mtime and ctime, as
+    `stat -c '%s %i %.9Y %.9Z'` prints them. While the file still matches, the bash
+    decision knows it is the valid JSON the trainer wrote and reads only its ends
+    (lib/wandb_resume/state.bash). A checkpoint not there (a hyperparameter search's
+    run dir): nothing. Raises OSError when the record cannot be written."""
+    parent, name = os.path.split(os.path.normpath(checkpoint))
+    try:
+        st = os.stat(os.path.join(checkpoint, "trainer_state.json"))
+    except OSError:
+        return
+    folder = os.path.join(parent, ".train-resume", "saved")
+    os.makedirs(folder, exist_ok=True)
+    line = f"{st.st_size} {st.st_ino} {_stat_time(st.st_mtime_ns)} {_stat_time(st.st_ctime_ns)}\n"
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(line)
+    os.replace(tmp, os.path.join(folder, name))
+
+
+def _stat_time(ns):
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
 def _build():
     from transformers.trainer_callback import ExportableState, TrainerCallback
 
@@ -199,6 +237,10 @@ def _build():
                 },
                 "attributes": {"resume_count": self.resume_count},
             }
+
+        def on_save(self, args, state, control, **kwargs):
+            if args.should_save:
+                _record_saves(args.output_dir, state.global_step)
 
         def on_step_begin(self, args, state, control, **kwargs):
             self._global_step = state.global_step

@@ -275,7 +275,7 @@ wandb_resume::_latest() {
 }
 
 wandb_resume::_latest_checkpoint_cmd() {
-  local l_path l_count l_numbered error quiet=0 st_status st_reason st_step out
+  local l_path l_count l_numbered error quiet=0 st_status st_reason st_step st_max out
   local -a skipped=() warnings=() st_where st_type st_value st_wstep
   (($# == 1)) || {
     printf 'usage: wandb_resume::latest_checkpoint OUTPUT_DIR\n' >&2

@@ -27,7 +27,7 @@ wandb_resume::_configure() {
   # The decision (steps 1 and 2), and what was skipped or warned about on the way.
   local mode='' ckpt='' detail='' run_id='' run_id_source='' wandb_resume=allow error='' resume_from=''
   local wb_version='' wb_python=''
-  local st_status='' st_reason='' st_step=''
+  local st_status='' st_reason='' st_step='' st_max=''
   local -a st_where=() st_type=() st_value=() st_wstep=() skipped=() warnings=()
 
   wandb_resume::_parse_options "$caller" "$@" || return

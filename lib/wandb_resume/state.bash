@@ -7,14 +7,20 @@
 
 # How a trainer_state.json is read, and what it costs (make bench prints it):
 # - up to 4 KiB: parsed whole (jq -R, fromjson inside try).
-# - larger: bash reads the first 4 KiB (BOM, global_step) and one jq reads the last
-#   _WANDB_RESUME_WINDOW bytes (the keys after log_history); grep looks for NUL bytes
-#   in the whole file first (memchr speed: ~10 ms for 173 MB). The windows only answer
-#   when they are sure to give what a full parse gives: HF's layout (indent 2, keys
-#   sorted, so no duplicate), the head closed before log_history, the tail starting
-#   right after log_history's `],` with its first key at or before stateful_callbacks.
-# - otherwise, a full parse: jq (up to _WANDB_RESUME_FULL_MAX bytes), or jq --stream
-#   (larger files: slow, ~14 s for 173 MB, but small in memory).
+# - larger: grep looks for NUL bytes in the whole file first (memchr speed: ~10 ms for
+#   173 MB). Then, when the file is still exactly as the trainer saved it, bash reads
+#   the first 4 KiB (BOM, global_step) and one jq reads the last _WANDB_RESUME_WINDOW
+#   bytes (the keys after log_history), and the middle is not read at all. "As
+#   saved": train_resume's callback records, right after each save, the file's size,
+#   inode, mtime and ctime in OUTPUT_DIR/.train-resume/saved/checkpoint-N (a save
+#   writes the file with json.dumps, so it was valid then; any later write changes
+#   its ctime, which no user can set back). The windows only answer when they are
+#   sure to give what a full parse gives: HF's layout (indent 2, keys sorted, so no
+#   duplicate), the head closed before log_history, the tail starting right after
+#   log_history's `],` with its first key at or before stateful_callbacks.
+# - otherwise (no record, a file changed since, another layout), a full parse: jq (up
+#   to _WANDB_RESUME_FULL_MAX bytes, ~75 ms a MB), or jq --stream (larger files:
+#   slow, ~14 s for 173 MB, but small in memory).
 # Every jq runs under `ulimit -v _WANDB_RESUME_MEM_KB`: a decision stays in tens of
 # MB whatever the file. A jq (or grep) that fails, is killed or runs out of memory is
 # an error of ours, never a damaged checkpoint.
@@ -26,7 +32,8 @@ _WANDB_RESUME_MEM_KB=65536
 # small file), "window" (raw text of the file's tail, $head = its first bytes),
 # "full" (jq -n: the values of the file) or "stream" (jq -n --stream: its events).
 # It prints fields, each ended by the byte 0x01 (a byte no valid run id holds; 0x00
-# and 0x01 in data become 0x02): status, detail, global_step, the number of run ids,
+# and 0x01 in data become 0x02): status, detail, global_step, max_steps (a whole
+# number >= 0, else empty), the number of run ids,
 # then for each: where, type, value, wandb_step (stored beside the id: a whole number
 # >= 0, else empty); and a last field "end" (so that a jq cut short
 # is told from one that answered). status is ok, bad (not usable) or more (the
@@ -44,10 +51,12 @@ def ids:
       | select(has("wandb_run_id") and .wandb_run_id != null)
       | ["stateful_callbacks.\($k).args.wandb_run_id", .wandb_run_id, .wandb_step]),
     (select(has("wandb_run_id") and .wandb_run_id != null) | ["wandb_run_id", .wandb_run_id, null]) ];
-def out($status; $detail; $step; $ids):
-  (([$status, $detail, $step, ($ids | length | tostring)]
+# A whole number >= 0 as text, else "".
+def natural: if type == "number" and . >= 0 and floor == . then tostring else "" end;
+def out($status; $detail; $step; $max; $ids):
+  (([$status, $detail, $step, $max, ($ids | length | tostring)]
    + [$ids[] | .[0], (.[1] | type), (.[1] | if type == "string" then . else tojson end),
-      (.[2] | if type == "number" and . >= 0 and floor == . then tostring else "" end)])[]
+      (.[2] | natural)])[]
   | (explode | map(if . < 2 then 2 else . end) | implode), "\u0001"), "end\u0001";
 def step_of($o):
   if ($o | has("global_step") | not) then {err: "global_step missing from trainer_state.json"}
@@ -57,19 +66,19 @@ def step_of($o):
     {err: "global_step \($o.global_step) is not a whole number"}
   else {v: ($o.global_step | tostring)} end;
 def from_object($o):
-  if ($o | type) != "object" then out("bad"; "JSON but not an object (\($o | type))"; ""; [])
+  if ($o | type) != "object" then out("bad"; "JSON but not an object (\($o | type))"; ""; ""; [])
   else step_of($o) as $s
-    | if $s.err then out("bad"; $s.err; ""; [])
-      else out("ok"; ""; $s.v; $o | ids) end end;
-def two: out("bad"; "more than one JSON value in trainer_state.json (two saves in one file?)"; ""; []);
+    | if $s.err then out("bad"; $s.err; ""; ""; [])
+      else out("ok"; ""; $s.v; $o.max_steps | natural; $o | ids) end end;
+def two: out("bad"; "more than one JSON value in trainer_state.json (two saves in one file?)"; ""; ""; []);
 def invalid($e):
   if ($e | test("Unexpected extra JSON values")) then two
-  else out("bad"; "not valid JSON (truncated?): \($e | split(" (while parsing")[0])"; ""; []) end;
+  else out("bad"; "not valid JSON (truncated?): \($e | split(" (while parsing")[0])"; ""; ""; []) end;
 # The names of the top-level keys (lines "  \"key\": " of indent 2) of a text.
 def top_keys: [scan("\n  \"([^\"\\\\]*)\": ") | .[0]];
 def sorted_strictly: . as $k | all(range(1; length); $k[. - 1] < $k[.]);
 def whole:
-  if test("^[[:space:]]*$") then out("bad"; "trainer_state.json is empty"; ""; [])
+  if test("^[[:space:]]*$") then out("bad"; "trainer_state.json is empty"; ""; ""; [])
   else parse as $p | if $p.err then invalid($p.err) else from_object($p.v) end end;
 if $mode == "full" then
   # (input in try, not limit: a try catches the break of limit; and at the end of its
@@ -77,7 +86,7 @@ if $mode == "full" then
   def one: try {v: input}
     catch (if . == "No more inputs" or . == "break" then {none: true} else {parse_error: tostring} end);
   one as $a
-  | if $a.none then out("bad"; "trainer_state.json is empty"; ""; [])
+  | if $a.none then out("bad"; "trainer_state.json is empty"; ""; ""; [])
     elif $a.parse_error then invalid($a.parse_error)
     else one as $b
       | if $b.none then from_object($a.v)
@@ -87,16 +96,16 @@ elif $mode == "stream" then
   # Only the events of the keys we read, and those that end a top-level value.
   [ins | select((type == "object" and has("parse_error"))
       or (.[0] | length) == 0 or (length == 1 and (.[0] | length) == 1)
-      or (.[0][0] | IN("global_step", "stateful_callbacks", "wandb_run_id")))] as $e
+      or (.[0][0] | IN("global_step", "max_steps", "stateful_callbacks", "wandb_run_id")))] as $e
   | ([$e[] | select(type == "object")] | .[0].parse_error) as $err
   | ([$e[] | select(type == "array" and ((.[0] | length) == 0 or (length == 1 and (.[0] | length) == 1)))]
       | length) as $n
   | if $err != null then invalid($err)
-    elif $n == 0 then out("bad"; "trainer_state.json is empty"; ""; [])
+    elif $n == 0 then out("bad"; "trainer_state.json is empty"; ""; ""; [])
     elif $n > 1 then two
     else from_object(first(fromstream($e[] | select(type == "array")))) end
 elif split("\u0000") | length > 1 then
-  out("bad"; "NUL bytes in trainer_state.json (a save cut short by a crash?)"; ""; [])
+  out("bad"; "NUL bytes in trainer_state.json (a save cut short by a crash?)"; ""; ""; [])
 elif $mode == "whole" or utf8bytelength < $window then whole
 else
   # The head, closed before log_history, and the tail window from its first
@@ -112,7 +121,7 @@ else
       or ($parts[0] | endswith("\n  ],") | not)
       or ($head[:$li] | top_keys | . + ["log_history"] + $tkeys | sorted_strictly | not)
       or $tkeys[0] > "stateful_callbacks" or ($h.v | has("global_step") | not)
-    then out("more"; ""; ""; [])
+    then out("more"; ""; ""; ""; [])
     else from_object($h.v + $t.v) end
 end'
 
@@ -169,13 +178,14 @@ wandb_resume::_tool_failure() {
 # Read a trainer_state.json.
 # Arguments: FILE
 # Sets (caller's locals): st_status (ok|missing|bad|fail), st_reason (for fail:
-#   which of our tools failed, also in error), st_step, st_where/st_type/st_value
+#   which of our tools failed, also in error), st_step, st_max (max_steps when a
+#   whole number, else empty), st_where/st_type/st_value
 #   (arrays: the run ids found, in order), st_wstep (the wandb_step stored beside
 #   each, or empty).
 wandb_resume::_read_state() {
   local file=$1 head out n i size nul grep_out
   local -a fields=()
-  st_status=bad st_reason='' st_step='' st_where=() st_type=() st_value=() st_wstep=()
+  st_status=bad st_reason='' st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
   if [[ ! -e $file && ! -L $file ]]; then
     st_status=missing
     st_reason='trainer_state.json missing (HF writes it last: the save was probably interrupted)'
@@ -232,14 +242,14 @@ wandb_resume::_read_state() {
         ;;
     esac
     out='more'
-    if [[ $nul == 0 ]]; then
+    if [[ $nul == 0 ]] && wandb_resume::_as_saved "$file"; then
       wandb_resume::_grep_bounded -c -a -F '"log_history": [' -- "$file"
       if (($? == 3)); then
         st_status=fail st_reason="reading $file: $error" error=$st_reason
         return 0
       fi
     fi
-    if [[ $nul == 0 && $grep_out == 1 ]]; then
+    if [[ $nul == 0 && ${grep_out:-} == 1 ]]; then
       wandb_resume::_jq_bounded -j -R -s --arg mode window --arg head "$head" \
         --argjson window "$_WANDB_RESUME_WINDOW" "$_WANDB_RESUME_JQ_STATE" \
         < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file") || {
@@ -271,19 +281,36 @@ wandb_resume::_read_state() {
   st_status=${fields[0]:-bad}
   st_reason=${fields[1]:-}
   st_step=${fields[2]:-}
-  n=${fields[3]:-0}
+  st_max=${fields[3]:-}
+  n=${fields[4]:-0}
   [[ $n =~ ^[0-9]+$ ]] || n=0
   for ((i = 0; i < n; i++)); do
-    st_where+=("${fields[4 + 4 * i]:-}")
-    st_type+=("${fields[5 + 4 * i]:-}")
-    st_value+=("${fields[6 + 4 * i]:-}")
-    st_wstep+=("${fields[7 + 4 * i]:-}")
+    st_where+=("${fields[5 + 4 * i]:-}")
+    st_type+=("${fields[6 + 4 * i]:-}")
+    st_value+=("${fields[7 + 4 * i]:-}")
+    st_wstep+=("${fields[8 + 4 * i]:-}")
   done
   [[ $st_status == ok || -n $st_reason ]] || st_reason='trainer_state.json could not be read'
 }
 
+# Is FILE (CHECKPOINT/trainer_state.json) still exactly as the trainer saved it? True
+# when CHECKPOINT/../.train-resume/saved/<name of CHECKPOINT> (written by
+# train_resume's callback right after the save) holds the file's size, inode, mtime
+# and ctime, as `stat -c '%s %i %.9Y %.9Z'` prints them. Arguments: FILE
+wandb_resume::_as_saved() {
+  local file=$1 dir rec line now
+  [[ $file == */* ]] || return 1
+  dir=${file%/*}
+  rec=.train-resume/saved/$dir
+  [[ $dir == */* ]] && rec=${dir%/*}/.train-resume/saved/${dir##*/}
+  [[ -f $rec && -r $rec ]] || return 1
+  IFS= read -r -N 200 line <"$rec" || [[ -n $line ]] || return 1
+  now=$(stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
+  [[ ${line%$'\n'} == "$now" ]]
+}
+
 wandb_resume::_run_id_from_trainer_state_cmd() {
-  local st_status st_reason st_step t_id t_where id_problem quiet=0 error out
+  local st_status st_reason st_step st_max t_id t_where id_problem quiet=0 error out
   local -a st_where st_type st_value st_wstep skipped=() warnings=()
   (($# == 1)) || {
     printf 'usage: wandb_resume::run_id_from_trainer_state FILE\n' >&2

@@ -39,18 +39,12 @@ wandb_resume::_env_number() {
 }
 
 # Whether the run in OUT is finished, from its newest complete checkpoint PATH
-# (empty: none). Arguments: PATH. Sets `why` when it is not. Returns: 0 finished,
-# 1 not finished, 2 no checkpoint to tell.
+# (empty: none) and what _latest read of its trainer_state.json (st_step, st_max).
+# Arguments: PATH. Sets `why` when it is not. Returns: 0 finished, 1 not finished,
+# 2 no checkpoint to tell.
 wandb_resume::_finished() {
-  local path=$1 out step max
+  local path=$1 step=$st_step max=$st_max
   [[ -n $path ]] || return 2
-  # global_step is near the start of the file; max_steps after log_history (sorted
-  # keys): the stream stops as soon as it has both.
-  # shellcheck disable=SC2016 # a jq program
-  out=$(jq -n -r --stream '[limit(2; inputs | select(length == 2 and (.[0] == ["global_step"]
-      or .[0] == ["max_steps"])))] | map({(.[0][0]): .[1]}) | add // {}
-      | "\(.global_step)|\(.max_steps)"' "$path/trainer_state.json" 2>/dev/null)
-  step=${out%%|*} max=${out#*|}
   if [[ $step != +([0-9]) || $max != +([0-9]) || ${#step} -gt 18 || ${#max} -gt 18 ]]; then
     why="exited 0, but ${path##*/}/trainer_state.json has no whole global_step and max_steps: cannot tell that it finished"
     return 1
@@ -77,7 +71,7 @@ wandb_resume::_drain() {
 
 wandb_resume::_supervise() {
   local out='' max_restarts=5 sig=USR1 value take error='' quiet=0 child rc=0 number
-  local before='' after='' l_path l_count l_numbered c_reason st_status st_reason st_step job restarts
+  local before='' after='' l_path l_count l_numbered c_reason st_status st_reason st_step st_max job restarts
   local stop='' why name finished=0
   local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() launch=()
   while (($#)); do

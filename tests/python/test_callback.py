@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -54,6 +55,38 @@ def test_every_checkpoint_carries_the_live_run_id(first_run):
         assert saved["attributes"]["resume_count"] == 0
     assert info["config"] == {"train_resume/resumed": False, "train_resume/run_id": info["run_id"]}
     assert "resumed" not in info["tags"]
+
+
+def stat_line(path):
+    """What `stat -c '%s %i %.9Y %.9Z'` (the bash decision's view) prints for PATH."""
+    result = subprocess.run(
+        ["stat", "-L", "-c", "%s %i %.9Y %.9Z", "--", path], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_every_save_is_recorded_as_the_decision_sees_the_file(first_run):
+    work, out, _, _ = first_run
+    for step in (2, 4):
+        record = out / ".train-resume" / "saved" / f"checkpoint-{step}"
+        assert record.read_text() == stat_line(out / f"checkpoint-{step}" / "trainer_state.json")
+    assert not list(out.glob("checkpoint-*/.train-resume"))  # nothing of ours inside
+
+
+def test_save_records_of_checkpoints_that_are_gone_are_removed(tmp_path):
+    from train_resume.callback import _record_saves
+
+    for step in (2, 4):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    _record_saves(str(tmp_path), 2)
+    shutil.rmtree(tmp_path / "checkpoint-2")  # rotated away (save_total_limit)
+    _record_saves(str(tmp_path), 4)
+    saved = tmp_path / ".train-resume" / "saved"
+    assert sorted(p.name for p in saved.iterdir()) == ["checkpoint-4"]
+    _record_saves(str(tmp_path), 6)  # not saved there (a search's run dir): nothing, no error
+    assert sorted(p.name for p in saved.iterdir()) == ["checkpoint-4"]
 
 
 def train_rows(data):
