@@ -15,12 +15,16 @@ far the complete records go.
 prints, for each FILE, the fields bin/train-resume's sync plan reads (each ended by
 the byte 0x01): path, run id, start time (seconds, or empty), status (ok, header-only,
 empty, truncated, not-wandb), history rows, first and last train/global_step, last
-_step, size in bytes, the offset where the complete records end. Reading facts is all
-it does: the plan (which folders, in which order) is decided in lib/wandb_resume/sync.bash.
+_step, size in bytes, the offset where the complete records end. The files come out
+grouped by the run id of their name, each run's segments in the order W&B puts them
+one after the other (``segment_key``: the one place that order is decided; the
+callback's replay check uses it too). What to do with them (which folders go in which
+``wandb sync`` call) is decided in lib/wandb_resume/sync.bash.
 """
 
 import glob
 import json
+import os
 import struct
 import sys
 
@@ -164,8 +168,7 @@ def facts(path):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 run_id = record.run.run_id
-                ts = record.run.start_time
-                start = f"{ts.seconds}.{ts.nanos:09d}" if ts.seconds else ""
+                start = _start(record.run.start_time)
             elif kind == "history":
                 rows += 1
                 last_step = str(record.history.step.num)
@@ -191,6 +194,20 @@ def facts(path):
     ]
 
 
+def segment_key(start, folder):
+    """The order of one run's offline segments, as `wandb sync` must append them: by
+    the run record's start time (START: "seconds.nanos" or "" when the file holds no
+    run record; those last), then by FOLDER name."""
+    if not start:
+        return (1, 0, 0, folder)
+    seconds, _, nanos = start.partition(".")
+    return (0, int(seconds), int(nanos or 0), folder)
+
+
+def _start(ts):
+    return f"{ts.seconds}.{ts.nanos:09d}" if ts.seconds else ""
+
+
 def earlier_segments(wandb_dir, run_id, own_folder):
     """What the earlier offline segments of RUN_ID in WANDB_DIR hold, as `wandb sync`
     (in start-time order, complete records only) would upload them.
@@ -213,11 +230,10 @@ def earlier_segments(wandb_dir, run_id, own_folder):
         run = next((r.run for r in recs if r.WhichOneof("record_type") == "run"), None)
         if run is None or run.run_id != run_id:
             continue
-        start = run.start_time.seconds + run.start_time.nanos / 1e9
-        found.append((start, data.parent.name, run, recs))
-    found.sort(key=lambda f: (f[0], f[1]))
+        found.append((segment_key(_start(run.start_time), data.parent.name), run, recs))
+    found.sort(key=lambda f: f[0])
     max_step, next_step = None, 0
-    for _start, _name, run, recs in found:
+    for _key, run, recs in found:
         steps = [r.history.step.num for r in recs if r.WhichOneof("record_type") == "history"]
         rewound = run.branch_point.run == run_id and run.branch_point.metric == "_step"
         offset = 0 if rewound else next_step
@@ -233,14 +249,25 @@ def earlier_segments(wandb_dir, run_id, own_folder):
     return max_step, next_step, len(found)
 
 
+def _name_id(path):
+    """The run id in a file name run-<id>.wandb."""
+    name = os.path.basename(path)
+    return name[4:-6] if name.startswith("run-") and name.endswith(".wandb") else name
+
+
 def main(argv):
     out = sys.stdout
+    rows = []
     for path in argv:
         try:
             fields = facts(path)
         except OSError as exc:
             fields = [path, "", "", "unreadable", "0", "", "", "", "0", "0"]
             print(f"train-resume: cannot read {path}: {exc}", file=sys.stderr)
+        folder = os.path.basename(os.path.dirname(path))
+        rows.append(((_name_id(path), segment_key(fields[2], folder)), fields))
+    rows.sort(key=lambda row: row[0])
+    for _key, fields in rows:
         for field in fields:
             out.write(field.replace("\x00", "\x02").replace("\x01", "\x02") + "\x01")
     out.flush()

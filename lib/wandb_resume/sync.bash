@@ -3,8 +3,9 @@
 # sync.bash: `train-resume sync OUTPUT_DIR [--dry-run]`: upload the offline W&B run
 # folders of OUTPUT_DIR/wandb with the real `wandb sync`, each run's segments in
 # start-time order, past what a SIGKILL leaves. The facts of each run-<id>.wandb
-# (run record, start time, whether it is cut) are read by train_resume.wandb_records
-# (W&B's own protobufs); the plan is decided here.
+# (run record, start time, whether it is cut) and the order of each run's segments
+# come from train_resume.wandb_records (W&B's own protobufs; the order is also what
+# the callback's replay check uses); the plan is decided here.
 # Part of lib/wandb_resume.sh.
 
 # Print the sync's usage. Outputs: the text on stdout.
@@ -41,18 +42,9 @@ Exit status: 0 synced (or planned), 1 a file could not be read or a call failed,
 USAGE
 }
 
-# Is folder A's segment older than B's? By start time (seconds.nanos, fixed width),
-# those without one (no run record) last, then by folder name.
-# Arguments: INDEX_A INDEX_B (into s_start, s_path). Returns 0 yes, 1 no.
-wandb_resume::_sync_before() {
-  local a=${s_start[$1]:-z} b=${s_start[$2]:-z}
-  [[ $a != "$b" ]] && { [[ $a < $b ]]; return; }
-  [[ ${s_path[$1]} < ${s_path[$2]} ]]
-}
-
 # The body of wandb_resume::sync. Arguments: OUTPUT_DIR [--dry-run]
 wandb_resume::_sync_cmd() {
-  local dir='' dry=0 wdir pkg_root py wb out id i j k n call=0 action last folder started
+  local dir='' dry=0 wdir pkg_root py wb out id i k n call=0 action last folder started
   local cut=0 failed='' rc=0 prog=${_WANDB_RESUME_PROG:-train-resume}
   local -a files=() f=() s_path=() s_id=() s_start=() s_status=() s_rows=() s_first=()
   local -a s_last=() s_lstep=() s_size=() s_end=() order=() c_folders=() c_run=()
@@ -101,9 +93,11 @@ wandb_resume::_sync_cmd() {
   fi
   mapfile -t -d $'\1' f < <(printf '%s' "$out")
   n=$((${#f[@]} / 10))
+  # One row a file, grouped by run id, each run's segments in the order W&B
+  # appends them (decided in train_resume.wandb_records.segment_key).
   for ((i = 0; i < n; i++)); do
-    s_path+=("${files[i]}")
-    id=${files[i]##*/run-}
+    s_path+=("${f[10 * i]}")
+    id=${s_path[i]##*/run-}
     s_id+=("${id%.wandb}")
     s_start+=("${f[10 * i + 2]}") s_status+=("${f[10 * i + 3]}") s_rows+=("${f[10 * i + 4]}")
     s_first+=("${f[10 * i + 5]}") s_last+=("${f[10 * i + 6]}") s_lstep+=("${f[10 * i + 7]}")
@@ -111,16 +105,7 @@ wandb_resume::_sync_cmd() {
     if [[ -n ${f[10 * i + 1]} && ${f[10 * i + 1]} != "${s_id[i]}" ]]; then
       s_status[i]=other-id
     fi
-    # Insertion sort by run id, then start time (a few folders: no process for it).
-    for ((j = ${#order[@]}; j > 0; j--)); do
-      k=${order[j - 1]}
-      if [[ ${s_id[k]} < ${s_id[i]} ]] ||
-        { [[ ${s_id[k]} == "${s_id[i]}" ]] && wandb_resume::_sync_before "$k" "$i"; }; then
-        break
-      fi
-      order[j]=$k
-    done
-    order[j]=$i
+    order+=("$i")
   done
   # The plan: calls (folders of one run, in order), and what each folder gets.
   id=''
