@@ -168,10 +168,19 @@ assert_fell_back() {
   assert_stderr --partial "checkpoint $OUT/checkpoint-4 (from --checkpoint) cannot be used: weights only (saved with save_only_model"
 }
 
-@test "weights: a folder of only trainer_state.json is let through (no trainer saves so; a failed load is recorded)" {
-  make_state "$OUT/checkpoint-2" 2
+@test "weights: a folder of only trainer_state.json is not complete (the trainer cannot resume from it)" {
+  save_at full 2
+  STATE_ONLY=1 make_state "$OUT/checkpoint-4" 4
   explain -o "$OUT"
-  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_fell_back 'no model weights (model.safetensors, adapter_model.safetensors, a sharded index, pytorch_model.bin, FSDP or DeepSpeed folders)'
+}
+
+@test "weights: only folders of trainer_state.json alone: an error, not a resume nor a new run" {
+  STATE_ONLY=1 make_state "$OUT/checkpoint-2" 2
+  run -1 --separate-stderr "$TR" -o "$OUT" -- touch "$WORK/ran"
+  assert_stderr --partial "$OUT/checkpoint-2: no model weights (model.safetensors"
+  assert_stderr --partial 'none complete'
+  assert [ ! -e "$WORK/ran" ]
 }
 
 @test "weights: a jq that crashes reading a safetensors header is our failure, not a damaged checkpoint" {

@@ -12,13 +12,13 @@
 _WANDB_RESUME_ST_HEADER_MAX=104857600
 
 # Check the files a resume loads from DIR (its trainer_state.json is already known
-# good). A folder that holds none of them (only trainer_state.json) is let through:
-# no trainer can have saved it so, and its load failure would be recorded by the
-# hook. Arguments: DIR. Reads: allow_weights_only. Sets: c_reason ("" when fine),
+# good). A folder without model weights (only trainer_state.json, say) is not
+# complete: the trainer cannot resume from it ("Can't find a valid checkpoint").
+# Arguments: DIR. Reads: allow_weights_only. Sets: c_reason ("" when fine),
 # error (a tool of ours failed). Returns: 0 fine, 1 not (c_reason), 2 tool failure.
 wandb_resume::_check_weights() {
   local dir=${1%/} f name shard
-  local -a models=() found=() shards=() files=() labels=() fsdp=() ds_dirs=() rng=()
+  local -a models=() shards=() files=() labels=() fsdp=() ds_dirs=() rng=()
   c_reason=''
   for name in model.safetensors adapter_model.safetensors model.safetensors.index.json \
     pytorch_model.bin adapter_model.bin pytorch_model.bin.index.json; do
@@ -27,8 +27,6 @@ wandb_resume::_check_weights() {
   # Globs on the quoted dir (nullglob is on: guest.bash): compgen -G would read a
   # backslash, '*' or '[' in the path as pattern characters.
   fsdp=("$dir"/pytorch_model_fsdp*) ds_dirs=("$dir"/global_step*) rng=("$dir"/rng_state*.pth)
-  found=("${fsdp[@]}" "${ds_dirs[@]}" "$dir"/optimizer[._]* "$dir"/scheduler.p[t] "$dir"/training_args.bi[n] "${rng[@]}")
-  ((${#models[@]} + ${#found[@]} > 0)) || return 0
   if ((${#models[@]} + ${#fsdp[@]} + ${#ds_dirs[@]} == 0)); then
     c_reason='no model weights (model.safetensors, adapter_model.safetensors, a sharded index, pytorch_model.bin, FSDP or DeepSpeed folders)'
     return 1
