@@ -151,9 +151,9 @@ def print_unrecorded_cost(trees, runs):
 
 def print_weights_cost(runs, loops=50):
     """The cost of the weights checks (weights.bash): a decision over a real full
-    save and a real sharded one (tests/fixtures/saves), and the checks of that one
-    checkpoint alone (LOOPS calls of wandb_resume::_check_weights in one bash, less
-    an empty loop of the same length)."""
+    save, a real sharded one and a real PEFT adapter (tests/fixtures/saves), and the
+    checks of that one checkpoint alone (LOOPS calls of wandb_resume::_check_weights
+    in one bash, less an empty loop of the same length)."""
     saves = ROOT / "tests" / "fixtures" / "saves"
     if not saves.is_dir():
         return
@@ -162,7 +162,7 @@ def print_weights_cost(runs, loops=50):
     check = 'wandb_resume::_check_weights "$2" || exit 1'
     parts = []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("full", "sharded"):
+        for kind in ("full", "sharded", "adapter"):
             out = Path(tmp) / kind
             shutil.copytree(saves / kind, out)
             ckpt = str(out / "checkpoint-2")

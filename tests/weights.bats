@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Complete means loadable: the model weights, optimizer, scheduler and RNG state a
-# resume loads are there and whole. Fixtures: real transformers saves
-# (tests/fixtures/record_saves.py).
+# resume loads are there and whole. Fixtures: real transformers saves, one of them a
+# PEFT LoRA adapter (tests/fixtures/record_saves.py).
 bats_require_minimum_version 1.5.0
 
 setup() {
@@ -14,7 +14,7 @@ teardown() {
   cleanup_workdir
 }
 
-# Copy the real save KIND (full, sharded, weights-only) to OUT/checkpoint-STEP, with
+# Copy the real save KIND (full, sharded, weights-only, adapter) to OUT/checkpoint-STEP, with
 # its global_step set to STEP. Arguments: KIND STEP
 save_at() {
   local dst=$OUT/checkpoint-$2
@@ -87,14 +87,25 @@ assert_fell_back() {
   assert_fell_back 'model.safetensors: the safetensors header is not valid JSON (truncated or damaged)'
 }
 
-@test "weights: an adapter (adapter_model.safetensors) is checked as the model is" {
-  two_saves full
-  mv "$OUT/checkpoint-4/model.safetensors" "$OUT/checkpoint-4/adapter_model.safetensors"
+@test "weights: a real PEFT LoRA adapter save (adapter_model.safetensors, optimizer, scheduler, rng) is complete" {
+  two_saves adapter
   explain -o "$OUT"
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+  assert_equal "$(field '.skipped | length')" 0
+}
+
+@test "weights: a real adapter save with adapter_model.safetensors truncated" {
+  two_saves adapter
   truncate -s -1 "$OUT/checkpoint-4/adapter_model.safetensors"
   explain -o "$OUT"
-  assert_fell_back 'adapter_model.safetensors: its header says the data ends at byte 339976, the file has 339975 (truncated?)'
+  assert_fell_back 'adapter_model.safetensors: its header says the data ends at byte 9216, the file has 9215 (truncated?)'
+}
+
+@test "weights: a real adapter save with adapter_model.safetensors missing (adapter_config.json alone)" {
+  two_saves adapter
+  rm "$OUT/checkpoint-4/adapter_model.safetensors"
+  explain -o "$OUT"
+  assert_fell_back 'no model weights (model.safetensors, adapter_model.safetensors, a sharded index, pytorch_model.bin, FSDP or DeepSpeed folders)'
 }
 
 @test "weights: a shard named by the index missing" {
