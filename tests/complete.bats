@@ -148,6 +148,24 @@ fake_jq() {
   assert_equal "$(field '.skipped[0].reason')" "trainer_state.json starts with a UTF-8 byte order mark (Python's json refuses it)"
 }
 
+@test "bytes that are not UTF-8 (which jq reads as U+FFFD): passed over, small or huge" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4 '.trial_name = "caf\u00e9"'
+  make_state "$OUT/checkpoint-6" 6
+  make_huge_state "$OUT/checkpoint-3000" 3000
+  local f
+  for f in "$OUT/checkpoint-6/trainer_state.json" "$OUT/checkpoint-3000/trainer_state.json"; do
+    sed -i 's/"trial_name": null/"trial_name": "caf\xe9"/' "$f"
+    grep -q $'caf\xe9' "$f"
+  done
+  explain -o "$OUT"
+  assert_success
+  # café in UTF-8 is fine (the trainer reads it); a lone Latin-1 byte is not.
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+  assert_equal "$(jq -c '[.skipped[].reason] | unique' <<<"$output")" '["trainer_state.json is not valid UTF-8 (the trainer could not read it)"]'
+  assert_equal "$(field '.skipped | length')" 2
+}
+
 @test "two JSON objects in one trainer_state.json: passed over, small or huge" {
   make_state "$OUT/checkpoint-2" 2
   make_state "$OUT/checkpoint-4" 4

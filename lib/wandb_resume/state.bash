@@ -26,7 +26,6 @@
 # an error of ours, never a damaged checkpoint.
 _WANDB_RESUME_WINDOW=65536
 _WANDB_RESUME_FULL_MAX=8388608
-_WANDB_RESUME_MEM_KB=65536
 
 # The jq program that reads a trainer_state.json. $mode: "whole" (raw text of a
 # small file), "window" (raw text of the file's tail, $head = its first bytes),
@@ -125,56 +124,6 @@ else
     else from_object($h.v + $t.v) end
 end'
 
-# Run jq (bounded in memory) and keep its output. Arguments: JQ ARGS...
-# Sets: out (stdout and stderr); error (on a failure of jq). Returns 0 or 1.
-wandb_resume::_jq_bounded() {
-  local rc=0
-  out=$(
-    ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
-    jq "$@" 2>&1
-  ) || rc=$?
-  if ((rc == 0)) && [[ $out == *$'end\1' ]]; then
-    return 0
-  fi
-  wandb_resume::_tool_failure jq "$rc" "$out"
-  return 1
-}
-
-# Run grep (bounded in memory). Arguments: GREP ARGS...
-# Sets: grep_out (its stdout), error (when it failed, but not for lack of memory).
-# Returns: 0 found, 1 not found, 2 out of memory (a line too long to hold), 3 failed.
-wandb_resume::_grep_bounded() {
-  local rc=0
-  grep_out=$(
-    ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
-    grep "$@" 2>&1
-  ) || rc=$?
-  ((rc <= 1)) && return "$rc"
-  [[ $grep_out == *'memory exhausted'* ]] && return 2
-  wandb_resume::_tool_failure grep "$rc" "$grep_out"
-  return 3
-}
-
-# Set `error` (the caller's local) to what went wrong with one of our tools.
-# Arguments: TOOL EXIT_STATUS OUTPUT
-wandb_resume::_tool_failure() {
-  local tool=$1 rc=$2 text=${3//$'\n'/ }
-  text=${text//[[:cntrl:]]/?}
-  if [[ $text == *[Cc]'annot allocate'* || $text == *'out of memory'* ||
-    $text == *'memory exhausted'* || $text == *'failed to map segment'* ]]; then
-    error="$tool ran out of memory (limit $((_WANDB_RESUME_MEM_KB / 1024)) MiB of address space)"
-  elif ((rc == 127 || rc == 126)); then
-    error="$tool could not be run (exit $rc)"
-  elif ((rc > 128)); then
-    error="$tool was killed by signal $((rc - 128))"
-  elif ((rc == 0)); then
-    error="$tool ended without an answer"
-  else
-    error="$tool failed (exit $rc)"
-  fi
-  [[ -z $text ]] || error+=": ${text:0:300}"
-}
-
 # Read a trainer_state.json.
 # Arguments: FILE
 # Sets (caller's locals): st_status (ok|missing|bad|fail), st_reason (for fail:
@@ -219,6 +168,7 @@ wandb_resume::_read_state() {
       st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
       return 0
     fi
+    wandb_resume::_check_utf8 "$file" || return 0
     wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
       "$_WANDB_RESUME_JQ_STATE" <"$file" || {
       st_status=fail st_reason="reading $file: $error" error=$st_reason
@@ -259,6 +209,7 @@ wandb_resume::_read_state() {
     fi
     if [[ $out == more* ]]; then
       # Not sure: a full parse.
+      wandb_resume::_check_utf8 "$file" || return 0
       size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
       if ((size <= _WANDB_RESUME_FULL_MAX)); then
         wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
@@ -293,6 +244,23 @@ wandb_resume::_read_state() {
   [[ $st_status == ok || -n $st_reason ]] || st_reason='trainer_state.json could not be read'
 }
 
+# Is FILE valid UTF-8? The trainer reads it as UTF-8 and fails on anything else,
+# while jq reads invalid bytes as U+FFFD. grep in the C.UTF-8 locale: a line holding
+# bytes that are not UTF-8 does not match '.*' (where the locale is missing, grep
+# matches every line and this check passes). Arguments: FILE
+# Sets (on 1): st_reason, and st_status=fail with error when grep failed.
+# Returns: 0 fine (or not known: a line too long for grep's memory), 1 not.
+wandb_resume::_check_utf8() {
+  local grep_out
+  LC_ALL=C.UTF-8 wandb_resume::_grep_bounded -a -q -v -x '.*' -- "$1"
+  case $? in
+    0) st_reason='trainer_state.json is not valid UTF-8 (the trainer could not read it)' ;;
+    3) st_status=fail st_reason="reading $1: $error" error=$st_reason ;;
+    *) return 0 ;;
+  esac
+  return 1
+}
+
 # Is FILE (CHECKPOINT/trainer_state.json) still exactly as the trainer saved it? True
 # when CHECKPOINT/../.train-resume/saved/<name of CHECKPOINT> (written by
 # train_resume's callback right after the save) holds the file's size, inode, mtime
@@ -307,45 +275,4 @@ wandb_resume::_as_saved() {
   IFS= read -r -N 200 line <"$rec" || [[ -n $line ]] || return 1
   now=$(stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
   [[ ${line%$'\n'} == "$now" ]]
-}
-
-wandb_resume::_run_id_from_trainer_state_cmd() {
-  local st_status st_reason st_step st_max t_id t_where id_problem quiet=0 error out
-  local -a st_where st_type st_value st_wstep skipped=() warnings=()
-  (($# == 1)) || {
-    printf 'usage: wandb_resume::run_id_from_trainer_state FILE\n' >&2
-    return 2
-  }
-  wandb_resume::_read_state "$1"
-  if [[ $st_status == fail ]]; then
-    wandb_resume::_log error error "$st_reason"
-    return 1
-  elif [[ $st_status != ok ]]; then
-    wandb_resume::_skip "$1" "$st_reason"
-    return 1
-  fi
-  wandb_resume::_state_run_id "$1" || return 1
-  printf '%s\n' "$t_id"
-}
-
-# Pick the first valid run id of the state read by _read_state.
-# Arguments: FILE (for messages). Sets t_id, t_where. Returns 0 found, 1 not.
-wandb_resume::_state_run_id() {
-  local i
-  t_id='' t_where=''
-  for i in "${!st_where[@]}"; do
-    if [[ ${st_type[i]} != string ]]; then
-      wandb_resume::_skip "$1" "${st_where[i]} is a ${st_type[i]}, not a string: ${st_value[i]:0:80}"
-      continue
-    fi
-    wandb_resume::_id_problem "${st_value[i]}"
-    if [[ -n $id_problem ]]; then
-      wandb_resume::_skip "$1" "${st_where[i]}: $id_problem"
-      continue
-    fi
-    t_id=${st_value[i]}
-    t_where=${st_where[i]}
-    return 0
-  done
-  return 1
 }
