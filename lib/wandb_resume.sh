@@ -78,6 +78,33 @@ done
 unset _WANDB_RESUME_T
 [[ $_WANDB_RESUME_LIB == */* ]] || _WANDB_RESUME_LIB=./$_WANDB_RESUME_LIB
 _WANDB_RESUME_LIB=${_WANDB_RESUME_LIB%/*}/wandb_resume
+[[ $_WANDB_RESUME_LIB == /* ]] || _WANDB_RESUME_LIB=$PWD/$_WANDB_RESUME_LIB
+
+# Drop the `.`, empty and `DIR/..` parts of _WANDB_RESUME_LIB (bin/train-resume finds
+# its root as <bin>/..), without a process; left as it is when a DIR before a `..` is
+# a symlink (the kernel would go up from where it points). Absolute and tidy, it is
+# the same wherever the caller cd's later (the hand-off puts it on PYTHONPATH).
+wandb_resume::_tidy_lib() {
+  local IFS=/ part tidy='' rest=$_WANDB_RESUME_LIB/
+  local -a kept=()
+  while [[ -n $rest ]]; do
+    part=${rest%%/*} rest=${rest#*/}
+    case $part in
+      '' | .) ;;
+      ..)
+        [[ ! -L $tidy ]] || return 0
+        ((${#kept[@]} == 0)) || unset 'kept[-1]'
+        tidy=/${kept[*]}
+        ;;
+      *)
+        kept+=("$part")
+        tidy=/${kept[*]}
+        ;;
+    esac
+  done
+  _WANDB_RESUME_LIB=/${kept[*]}
+}
+wandb_resume::_tidy_lib
 # Each part is one concern (shellcheck follows them from here).
 # shellcheck source=lib/wandb_resume/guest.bash
 source "$_WANDB_RESUME_LIB/guest.bash" || wandb_resume::_loaded 1 || return 1
@@ -89,10 +116,14 @@ source "$_WANDB_RESUME_LIB/usage.bash" || wandb_resume::_loaded 1 || return 1
 source "$_WANDB_RESUME_LIB/options.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/config.bash
 source "$_WANDB_RESUME_LIB/config.bash" || wandb_resume::_loaded 1 || return 1
+# shellcheck source=lib/wandb_resume/tools.bash
+source "$_WANDB_RESUME_LIB/tools.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/state.bash
 source "$_WANDB_RESUME_LIB/state.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/weights.bash
 source "$_WANDB_RESUME_LIB/weights.bash" || wandb_resume::_loaded 1 || return 1
+# shellcheck source=lib/wandb_resume/failed.bash
+source "$_WANDB_RESUME_LIB/failed.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/checkpoint.bash
 source "$_WANDB_RESUME_LIB/checkpoint.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/run_id.bash

@@ -163,6 +163,15 @@ setup() {
   assert_equal "$PYTHONPATH" "$ROOT/train_resume/bootstrap:$ROOT"
 }
 
+@test "sourced by a relative path with ./ and ..: PYTHONPATH holds the tidy absolute root, wherever the caller cd's" {
+  unset PYTHONPATH
+  ln -s "$ROOT" "$WORK/link"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  run -0 bash -c 'cd "$1" && source ./link/bin/../lib/./wandb_resume.sh && cd / &&
+    wandb_resume::configure -q -o "$2" && printf "%s\n" "$PYTHONPATH"' _ "$WORK" "$OUT"
+  assert_output "$WORK/link/train_resume/bootstrap:$WORK/link"
+}
+
 @test "TRAIN_RESUME_HOOK=0 takes the bootstrap out of PYTHONPATH again, and unsets it when nothing is left" {
   unset PYTHONPATH
   wandb_resume::configure -o "$OUT" 2>/dev/null

@@ -25,30 +25,6 @@ wandb_resume::_unset() {
   fi
 }
 
-# Drop the `.`, empty and `DIR/..` parts of the absolute path in `py_root` (bin/train-resume
-# finds its root as <bin>/..), without a process; left as it is when a DIR before a
-# `..` is a symlink (the kernel would go up from where it points). Sets: py_root.
-wandb_resume::_tidy_path() {
-  local IFS=/ part tidy=''
-  local -a parts=() kept=()
-  read -r -a parts <<<"$py_root"
-  for part in "${parts[@]}"; do
-    case $part in
-      '' | .) ;;
-      ..)
-        [[ ! -L $tidy ]] || return 0
-        ((${#kept[@]} == 0)) || unset 'kept[-1]'
-        tidy=/${kept[*]}
-        ;;
-      *)
-        kept+=("$part")
-        tidy=/${kept[*]}
-        ;;
-    esac
-  done
-  py_root=/${kept[*]}
-}
-
 # The Python hand-off: put the bootstrap folder (train_resume/bootstrap: a
 # sitecustomize that installs train_resume.hook in every Python process of the job)
 # and the package's root first on PYTHONPATH, once. TRAIN_RESUME_HOOK=0 takes them
@@ -56,8 +32,6 @@ wandb_resume::_tidy_path() {
 # Reads: _WANDB_RESUME_LIB, PYTHONPATH, TRAIN_RESUME_HOOK, explain.
 wandb_resume::_export_pythonpath() {
   local py_root=${_WANDB_RESUME_LIB%/lib/wandb_resume} rest wanted
-  [[ $py_root == /* ]] || py_root=$PWD/$py_root
-  wandb_resume::_tidy_path
   local boot=$py_root/train_resume/bootstrap
   [[ -f $boot/sitecustomize.py ]] || return 0
   rest=:${PYTHONPATH:-}:

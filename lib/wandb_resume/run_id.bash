@@ -243,3 +243,46 @@ wandb_resume::_run_id_from_wandb_dir_cmd() {
   wandb_resume::_scan_wandb_dir "$1" || return 1
   printf '%s\n' "$w_id"
 }
+
+# The body of wandb_resume::run_id_from_trainer_state FILE: the run id stored in a
+# trainer_state.json (read by state.bash).
+wandb_resume::_run_id_from_trainer_state_cmd() {
+  local st_status st_reason st_step st_max t_id t_where id_problem quiet=0 error out
+  local -a st_where st_type st_value st_wstep skipped=() warnings=()
+  (($# == 1)) || {
+    printf 'usage: wandb_resume::run_id_from_trainer_state FILE\n' >&2
+    return 2
+  }
+  wandb_resume::_read_state "$1"
+  if [[ $st_status == fail ]]; then
+    wandb_resume::_log error error "$st_reason"
+    return 1
+  elif [[ $st_status != ok ]]; then
+    wandb_resume::_skip "$1" "$st_reason"
+    return 1
+  fi
+  wandb_resume::_state_run_id "$1" || return 1
+  printf '%s\n' "$t_id"
+}
+
+# Pick the first valid run id of the state read by _read_state.
+# Arguments: FILE (for messages). Sets t_id, t_where. Returns 0 found, 1 not.
+wandb_resume::_state_run_id() {
+  local i
+  t_id='' t_where=''
+  for i in "${!st_where[@]}"; do
+    if [[ ${st_type[i]} != string ]]; then
+      wandb_resume::_skip "$1" "${st_where[i]} is a ${st_type[i]}, not a string: ${st_value[i]:0:80}"
+      continue
+    fi
+    wandb_resume::_id_problem "${st_value[i]}"
+    if [[ -n $id_problem ]]; then
+      wandb_resume::_skip "$1" "${st_where[i]}: $id_problem"
+      continue
+    fi
+    t_id=${st_value[i]}
+    t_where=${st_where[i]}
+    return 0
+  done
+  return 1
+}
