@@ -80,10 +80,68 @@ def logged_past_checkpoint(out):
     return check
 
 
-def run_segment(cmd, env, log_path, kill_after=None, progress=None, timeout=600, kill_when=None):
-    """Run CMD; with kill_after=CHECKPOINT, SIGKILL its whole process group as soon
-    as that checkpoint is complete (with kill_when=CALLABLE, as soon as it returns
-    true). Returns the exit status, or "killed"."""
+def descendants(pid):
+    """The pids of PID's descendants (from /proc)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid):
+    """True while PID exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def kill_tree(proc):
+    """SIGKILL PROC (a Popen) and every process below it, as a preemption does (torchrun
+    starts its workers in sessions of their own, out of reach of a killpg): stop the tree
+    so that nothing forks or exits meanwhile, then kill it all and wait until it is gone.
+    The one place the demo, bench/trials.py and the tests kill a job."""
+    tree = {proc.pid}
+    try:  # at once: the moment of the kill is this signal, not the end of the scan
+        os.kill(proc.pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        pass
+    for _ in range(3):
+        tree.update(descendants(proc.pid))
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+    for pid in tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in tree - {proc.pid}):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"a killed process of {proc.args} is still there")
+        time.sleep(0.05)
+
+
+def run_segment(
+    cmd, env, log_path, kill_after=None, progress=None, timeout=600, kill_when=None, poll=0.02
+):
+    """Run CMD; with kill_after=CHECKPOINT, SIGKILL it and every process below it
+    (kill_tree) as soon as that checkpoint is complete (with kill_when=CALLABLE, as soon
+    as it returns true; checked every POLL seconds). Returns the exit status, or "killed"."""
     if kill_after is not None:
         kill_when = lambda: checkpoint_complete(kill_after)  # noqa: E731
     started = time.monotonic()
@@ -94,18 +152,17 @@ def run_segment(cmd, env, log_path, kill_after=None, progress=None, timeout=600,
         try:
             while proc.poll() is None:
                 if kill_when is not None and kill_when():
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                    kill_tree(proc)
                     return "killed"
                 if time.monotonic() - started > timeout:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    kill_tree(proc)
                     raise TimeoutError(f"{cmd} ran over {timeout} s; see {log_path}")
                 if progress:
                     progress(time.monotonic() - started)
-                time.sleep(0.02)
+                time.sleep(poll)
         except BaseException:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+                kill_tree(proc)
             raise
     return proc.returncode
 

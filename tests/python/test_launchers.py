@@ -16,7 +16,6 @@ run id in both segments' offline run folders, in the checkpoints, and on every r
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,9 +23,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TRAIN_RESUME, clean_env
+from conftest import ROOT, TRAIN_RESUME, clean_env
 
 pytest.importorskip("trl")
+sys.path.insert(0, str(ROOT / "examples"))
+from demo import kill_tree  # noqa: E402
 
 SHAPES = Path(__file__).with_name("shapes")
 BIN = Path(sys.executable).parent
@@ -99,56 +100,6 @@ def complete(checkpoint):
     except (OSError, ValueError):
         return False
     return str(state.get("global_step")) == checkpoint.name.rpartition("-")[2]
-
-
-def descendants(pid):
-    """The pids of PID's descendants (from /proc)."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def kill_tree(proc):
-    """SIGKILL PROC and every process below it, as a preemption does (torchrun starts its
-    workers in sessions of their own, out of reach of a killpg): stop the tree so that
-    nothing forks or exits meanwhile, then kill it all."""
-    tree = {proc.pid}
-    for _ in range(3):
-        tree.update(descendants(proc.pid))
-        for pid in tree:
-            try:
-                os.kill(pid, signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
-    for pid in tree:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-    deadline = time.monotonic() + 30
-    while any(alive(pid) for pid in tree - {proc.pid}):
-        assert time.monotonic() < deadline, "a killed process is still there"
-        time.sleep(0.05)
-
-
-def alive(pid):
-    """True while PID exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def segment(cmd, work, env, log, kill_after=None, timeout=600):
