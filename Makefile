@@ -16,6 +16,7 @@ BATS_ASSERT_VERSION := 2.2.4
 SHELL_FILES := bin/train-resume lib/wandb_resume.sh $(wildcard lib/wandb_resume/*.bash) $(wildcard tests/*.bats tests/test_helper/*.bash tests/slurm/*.sh tests/python/shapes/*.sh examples/slurm/*.sbatch .ci/run)
 PY_FILES := $(wildcard train_resume examples tests bench)
 N ?= 20
+SEED ?=
 
 .PHONY: help jq-check deps venv-ml lint test test-bats test-py demo install uninstall fixtures bench trials clean test-slurm
 
@@ -95,8 +96,8 @@ uninstall: ## remove what install put in $(PREFIX)
 clean: ## remove the installed tools and the runs
 	rm -rf $(VENV) $(DEPS) runs
 
-trials: venv-ml ## kill -9 a tiny GRPO run at random moments N times (N=20), resume, check
-	$(VENV)/bin/python bench/trials.py $(N)
+trials: venv-ml ## kill -9 a tiny GRPO run N times (N=20; SEED=...), also inside saves, resume, check
+	$(VENV)/bin/python bench/trials.py $(N) $(SEED)
 
 bench: venv-ml ## time the decision on synthetic trees against a Python reference and jq
 	$(VENV)/bin/python bench/bench.py 7
