@@ -271,7 +271,7 @@ teardown() {
   explain -o "$OUT"
   umount "$OUT"
   assert_success
-  assert_equal "$(field '.warnings[0]' | cut -c1-5)" 'only '
+  assert_equal "$(field '[.warnings[] | select(startswith("only "))] | length')" 1
   assert_stderr --partial 'the next save may fail'
 }
 
@@ -280,4 +280,16 @@ teardown() {
   run -1 --separate-stderr "$TR" -o "$OUT" --explain --json
   assert_output ''
   assert_stderr --partial "❌ error: output dir $OUT is not a directory"
+}
+
+@test "a checkpoint at its max_steps: the resume goes on, with a warning that the run already finished" {
+  make_state "$OUT/checkpoint-6" 6 '.max_steps = 6'
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .mode)" resume
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-6"
+  assert_equal "$(field '.warnings[0]')" 'checkpoint-6 is at global_step 6 of its max_steps 6: that run already finished; resuming it trains on only if the command asks for more steps'
+  make_state "$OUT/checkpoint-8" 8 '.max_steps = 10'
+  explain -o "$OUT"
+  assert_equal "$(field '.warnings | length')" 0
 }

@@ -125,7 +125,7 @@ in_bash() {
 
 @test "exit 0 with the newest checkpoint at max_steps is finished: DONE, no requeue" {
   fake_scontrol
-  make_state "$OUT/checkpoint-6" 6
+  make_state "$OUT/checkpoint-6" 6 '.max_steps = 6'
   SLURM_JOB_ID=42 in_bash 'wandb_resume::supervise -o "$OUT" -- true'
   assert_success
   assert [ -f "$OUT/DONE" ]

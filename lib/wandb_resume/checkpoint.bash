@@ -114,6 +114,12 @@ wandb_resume::_choose_checkpoint() {
     wandb_resume::_log info new "$detail"
   else
     wandb_resume::_log info resume "$ckpt" "$detail"
+    # A run that already reached max_steps (a requeue after the end, the same command
+    # started again): said, not refused, since the command may ask for more steps.
+    if [[ $st_step == +([0-9]) && $st_max == +([0-9]) && ${#st_step} -le 18 && ${#st_max} -le 18 ]] &&
+      ((10#$st_max > 0 && 10#$st_step >= 10#$st_max)); then
+      wandb_resume::_warn "${ckpt##*/} is at global_step $st_step of its max_steps $st_max: that run already finished; resuming it trains on only if the command asks for more steps"
+    fi
   fi
 }
 

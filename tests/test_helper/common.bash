@@ -35,6 +35,7 @@ fixture_state_id() {
 # scheduler.pt, rng_state.pth, ...; plain copies, some tests damage them), then
 # DIR/trainer_state.json as transformers writes it, last (sorted keys, indent 2).
 # With STATE_ONLY=1 only trainer_state.json (a folder no trainer could resume from).
+# max_steps: 6, or STEP + 2 from step 6 on (a run not yet at its end).
 # Arguments: DIR STEP [JQ_FILTER applied to the state]
 make_state() {
   local f
@@ -49,7 +50,7 @@ make_state() {
       epoch: 0.5, eval_steps: 500, global_step: $step, is_hyper_param_search: false,
       is_local_process_zero: true, is_world_process_zero: true,
       log_history: [range(1; $step + 1) | {loss: 0.5, step: .}], logging_steps: 1,
-      max_steps: 6, num_input_tokens_seen: 0, num_train_epochs: 1, save_steps: 2,
+      max_steps: ([6, $step + 2] | max), num_input_tokens_seen: 0, num_train_epochs: 1, save_steps: 2,
       stateful_callbacks: {TrainerControl: {args: {should_save: true}, attributes: {}}},
       total_flos: 0, train_batch_size: 2, trial_name: null, trial_params: null
     } | '"${3:-.}" >"$1/trainer_state.json"
