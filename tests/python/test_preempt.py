@@ -12,8 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import TRAIN_RESUME, clean_env
-from test_launchers import BIN, descendants, free_port
+from conftest import ROOT, TRAIN_RESUME, clean_env
+from test_launchers import BIN, free_port
+
+sys.path.insert(0, str(ROOT / "examples"))
+from demo import descendants  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("shapes") / "after_train.py"
 STEPS = ["--max_steps", "400", "--save_steps", "2"]
