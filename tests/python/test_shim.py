@@ -140,10 +140,14 @@ def test_importing_the_callback_and_hook_imports_neither_transformers_nor_wandb(
 
 
 def resuming(out, step=2):
-    """OUT with one complete checkpoint-STEP, so that train-resume decides to resume."""
-    (out / f"checkpoint-{step}").mkdir(parents=True)
-    (out / f"checkpoint-{step}" / "trainer_state.json").write_text(f'{{"global_step": {step}}}\n')
-    return out / f"checkpoint-{step}"
+    """OUT with one complete checkpoint-STEP, so that train-resume decides to resume: the
+    files of a real Trainer save (tests/fixtures/saves/full), global_step set to STEP."""
+    checkpoint = out / f"checkpoint-{step}"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "saves" / "full" / "checkpoint-2", checkpoint)
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    state.update(global_step=step, max_steps=step + 2)
+    (checkpoint / "trainer_state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+    return checkpoint
 
 
 SEEN = (
