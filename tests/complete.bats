@@ -45,6 +45,16 @@ fake_jq() {
   chmod +x "$WORK/fakebin/jq"
 }
 
+# A grep on PATH that runs SHELL_CODE when asked for -P (PCRE), and is the real grep
+# otherwise. Arguments: SHELL_CODE
+fake_grep_pcre() {
+  mkdir -p "$WORK/fakebin"
+  # shellcheck disable=SC2016 # the fake's own code, expanded when it runs
+  printf '#!/bin/bash\nfor a; do [[ $a == -P ]] && { %s; }; done\nexec %q "$@"\n' \
+    "$1" "$(command -v grep)" >"$WORK/fakebin/grep"
+  chmod +x "$WORK/fakebin/grep"
+}
+
 @test "printable garbage in the middle of a huge trainer_state.json, no save record: a full parse passes it over" {
   make_state "$OUT/checkpoint-2" 2
   make_huge_state "$OUT/checkpoint-3000" 3000
@@ -164,6 +174,69 @@ fake_jq() {
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
   assert_equal "$(jq -c '[.skipped[].reason] | unique' <<<"$output")" '["trainer_state.json is not valid UTF-8 (the trainer could not read it)"]'
   assert_equal "$(field '.skipped | length')" 2
+}
+
+@test "numbers jq takes and Python's json refuses (01, 1., .5, +1, infinity): passed over, small or huge" {
+  make_state "$OUT/checkpoint-2" 2
+  local v f line i=3
+  for v in 01 1. .5 +1 1.e5 -01 infinity -nan; do
+    make_state "$OUT/checkpoint-$i" "$i" '.total_flos = 12345'
+    sed -i "s/\"total_flos\": 12345/\"total_flos\": $v/" "$OUT/checkpoint-$i/trainer_state.json"
+    jq -e .global_step "$OUT/checkpoint-$i/trainer_state.json" >/dev/null # jq takes it
+    i=$((i + 1))
+  done
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped | length')" 8
+  line=$(grep -n '"total_flos"' "$OUT/checkpoint-3/trainer_state.json") && line=${line%%:*}
+  assert_equal "$(field '.skipped[-1].reason')" "trainer_state.json line $line: a number or literal that Python's json (the trainer's parser) refuses, though jq takes it (01, 1., .5, +1, infinity, -nan, ...)"
+  assert_equal "$(jq -c '[.skipped[].reason | sub("line [0-9]+"; "line L")] | unique | length' <<<"$output")" 1
+  # Huge, without a save record (parsed whole): the same.
+  make_huge_state "$OUT/checkpoint-3000" 3000
+  make_huge_state "$OUT/checkpoint-4000" 4000 '.total_flos = 12345'
+  f=$OUT/checkpoint-4000/trainer_state.json
+  sed -i 's/"total_flos": 12345/"total_flos": 0012345/' "$f"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+  assert_equal "$(field '.skipped[0].path')" "$OUT/checkpoint-4000"
+  line=$(grep -n '"total_flos"' "$f") && line=${line%%:*}
+  assert_equal "$(field '.skipped[0].reason')" "trainer_state.json line $line: a number or literal that Python's json (the trainer's parser) refuses, though jq takes it (01, 1., .5, +1, infinity, -nan, ...)"
+}
+
+@test "NaN, Infinity and -Infinity (what json.dumps writes for a diverged loss) are complete, small or huge" {
+  make_state "$OUT/checkpoint-2" 2 '.log_history[0].loss = 1111 | .log_history[1].loss = 2222'
+  sed -i 's/"loss": 1111/"loss": NaN/; s/"loss": 2222/"loss": -Infinity/' "$OUT/checkpoint-2/trainer_state.json"
+  python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$OUT/checkpoint-2/trainer_state.json"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  make_huge_state "$OUT/checkpoint-3000" 3000 '.log_history[7].loss = 1111 | .total_flos = 2222'
+  sed -i 's/"loss": 1111/"loss": NaN/; s/"total_flos": 2222/"total_flos": Infinity/' "$OUT/checkpoint-3000/trainer_state.json"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+  assert_equal "$(field '.skipped | length')" 0
+}
+
+@test "a grep without -P (PCRE): the Python-json check is skipped, jq's answer stands" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4 '.total_flos = 12345'
+  sed -i 's/"total_flos": 12345/"total_flos": 012345/' "$OUT/checkpoint-4/trainer_state.json"
+  # What a grep built with --disable-perl-regexp says.
+  fake_grep_pcre 'echo "grep: Perl matching not supported in a --disable-perl-regexp build" >&2; exit 2'
+  PATH="$WORK/fakebin:$PATH" explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+}
+
+@test "a grep that fails in the Python-json check is our failure: exit 1 naming grep, nothing run" {
+  make_state "$OUT/checkpoint-2" 2
+  fake_grep_pcre 'kill -SEGV $$'
+  run -1 --separate-stderr env PATH="$WORK/fakebin:$PATH" "$TR" -o "$OUT" -- touch "$WORK/ran"
+  assert_stderr --partial 'grep was killed by signal 11'
+  assert [ ! -e "$WORK/ran" ]
 }
 
 @test "two JSON objects in one trainer_state.json: passed over, small or huge" {

@@ -20,7 +20,8 @@
 #   log_history's `],` with its first key at or before stateful_callbacks.
 # - otherwise (no record, a file changed since, another layout), a full parse: jq (up
 #   to _WANDB_RESUME_FULL_MAX bytes, ~75 ms a MB), or jq --stream (larger files:
-#   slow, ~14 s for 173 MB, but small in memory).
+#   slow, ~14 s for 173 MB, but small in memory). What jq parsed whole is also
+#   checked for UTF-8 and for tokens Python's json refuses (grep, a few ms a MB).
 # Every jq runs under `ulimit -v _WANDB_RESUME_MEM_KB`: a decision stays in tens of
 # MB whatever the file. A jq (or grep) that fails, is killed or runs out of memory is
 # an error of ours, never a damaged checkpoint.
@@ -132,7 +133,7 @@ end'
 #   (arrays: the run ids found, in order), st_wstep (the wandb_step stored beside
 #   each, or empty).
 wandb_resume::_read_state() {
-  local file=$1 head out n i size nul grep_out
+  local file=$1 head out n i size nul grep_out whole=1
   local -a fields=()
   st_status=bad st_reason='' st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
   if [[ ! -e $file && ! -L $file ]]; then
@@ -200,6 +201,7 @@ wandb_resume::_read_state() {
       fi
     fi
     if [[ $nul == 0 && ${grep_out:-} == 1 ]]; then
+      whole=0
       wandb_resume::_jq_bounded -j -R -s --arg mode window --arg head "$head" \
         --argjson window "$_WANDB_RESUME_WINDOW" "$_WANDB_RESUME_JQ_STATE" \
         < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file") || {
@@ -209,6 +211,7 @@ wandb_resume::_read_state() {
     fi
     if [[ $out == more* ]]; then
       # Not sure: a full parse.
+      whole=1
       wandb_resume::_check_utf8 "$file" || return 0
       size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
       if ((size <= _WANDB_RESUME_FULL_MAX)); then
@@ -242,6 +245,12 @@ wandb_resume::_read_state() {
     st_wstep+=("${fields[8 + 4 * i]:-}")
   done
   [[ $st_status == ok || -n $st_reason ]] || st_reason='trainer_state.json could not be read'
+  # What jq parsed whole, Python's json must accept too (the windows read a file as
+  # json.dumps wrote it).
+  if [[ $st_status == ok ]] && ((whole)) && ! wandb_resume::_check_python_json "$file"; then
+    [[ $st_status == fail ]] || st_status=bad
+    st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
+  fi
 }
 
 # Is FILE valid UTF-8? The trainer reads it as UTF-8 and fails on anything else,
@@ -256,6 +265,40 @@ wandb_resume::_check_utf8() {
   case $? in
     0) st_reason='trainer_state.json is not valid UTF-8 (the trainer could not read it)' ;;
     3) st_status=fail st_reason="reading $1: $error" error=$st_reason ;;
+    *) return 0 ;;
+  esac
+  return 1
+}
+
+# One line of JSON as Python's json reads it (PCRE): strings, numbers in JSON's
+# grammar, true, false, null, NaN, Infinity, -Infinity, punctuation, JSON's white
+# space. A JSON string never spans lines, so a file is this, line by line.
+_WANDB_RESUME_PY_JSON_LINE='^(?:[ \t\r\[\]{}:,]|"(?:[^"\\]|\\.)*+"|true|false|null|NaN|-?Infinity|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?(?![0-9.eE+-]))*+$'
+
+# Would Python's json (the trainer's parser) also accept FILE, which jq accepted?
+# jq 1.6 takes numbers Python refuses (01, 1., .5, +1, 1.e5) and the literals
+# infinity and -nan; json.dumps writes none of them. grep -P; where grep has no -P,
+# or a line is too long for its memory, the check passes (jq's answer stands).
+# Arguments: FILE
+# Sets (on 1): st_reason, and st_status=fail with error when grep failed.
+# Returns: 0 fine (or not known), 1 not.
+wandb_resume::_check_python_json() {
+  local grep_out at
+  LC_ALL=C wandb_resume::_grep_bounded -a -P -v -c -m 1 -- "$_WANDB_RESUME_PY_JSON_LINE" "$1"
+  case $? in
+    0)
+      # Which line (a second grep, only now; cut keeps a long line out of memory).
+      at=$(
+        ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
+        LC_ALL=C grep -a -P -v -n -m 1 -- "$_WANDB_RESUME_PY_JSON_LINE" "$1" 2>/dev/null | cut -c 1-20
+      )
+      at=${at%%:*}
+      st_reason="trainer_state.json${at:+ line $at}: a number or literal that Python's json (the trainer's parser) refuses, though jq takes it (01, 1., .5, +1, infinity, -nan, ...)"
+      ;;
+    3)
+      [[ $error == *' -P '* || $error == *[Pp]erl* || $error == *PCRE* ]] && error='' && return 0
+      st_status=fail st_reason="reading $1: $error" error=$st_reason
+      ;;
     *) return 0 ;;
   esac
   return 1

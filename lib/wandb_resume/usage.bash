@@ -58,9 +58,10 @@ holder (pid, host, SLURM job). Not with --explain; not with --no-lock.
 Which checkpoint (first match wins): --checkpoint; RESUME_FROM_CHECKPOINT_DIR;
 resume_from_checkpoint in --config; otherwise latest. A checkpoint is complete
 when its trainer_state.json is readable, one JSON object a full parse accepts
-(no NUL bytes, no byte order mark, valid UTF-8; only its ends are read while it
-is as the trainer saved it, per OUTPUT_DIR/.train-resume/saved/NAME, recorded by
-our callback) and its global_step is N, and the files a resume loads are there and
+(no NUL bytes, no byte order mark, valid UTF-8, no number such as 01 or .5 that
+jq takes and Python's json refuses; only its ends are read while it is as the
+trainer saved it, per OUTPUT_DIR/.train-resume/saved/NAME, recorded by our
+callback) and its global_step is N, and the files a resume loads are there and
 whole: model weights (a folder without them is not complete; safetensors offsets
 fit the file, every shard of an index), optimizer.pt, scheduler.pt,
 rng_state.pth (torch zip files end with their end record); a weights-only
