@@ -220,6 +220,19 @@ fake_grep_pcre() {
   assert_equal "$(field '.skipped | length')" 0
 }
 
+@test "a path that is not UTF-8 in trainer_state.json (json.dumps writes low surrogates): complete" {
+  make_state "$OUT/checkpoint-2" 2
+  # What the trainer writes for best_model_checkpoint under a non-UTF-8 output dir.
+  python3 -c 'import json, os, sys
+f = sys.argv[1]; s = json.load(open(f))
+s["best_model_checkpoint"] = os.fsdecode(b"/data/caf\xe9/checkpoint-2")
+open(f, "w").write(json.dumps(s, indent=2, sort_keys=True) + "\n")' "$OUT/checkpoint-2/trainer_state.json"
+  grep -q -F '"best_model_checkpoint": "/data/caf\udce9/checkpoint-2"' "$OUT/checkpoint-2/trainer_state.json"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+}
+
 @test "a grep without -P (PCRE): the Python-json check is skipped, jq's answer stands" {
   make_state "$OUT/checkpoint-2" 2
   make_state "$OUT/checkpoint-4" 4 '.total_flos = 12345'
