@@ -84,7 +84,36 @@ assert_fell_back() {
   two_saves full
   printf '\x04\x00\x00\x00\x00\x00\x00\x00{{{{' >"$OUT/checkpoint-4/model.safetensors"
   explain -o "$OUT"
-  assert_fell_back 'model.safetensors: the safetensors header is not valid JSON (truncated or damaged)'
+  assert_fell_back "model.safetensors: the safetensors header names no tensor's data_offsets (truncated or damaged)"
+}
+
+# Write a safetensors FILE by hand (stdlib Python): one 4-byte tensor and the
+# header as json.dumps gives it with INDENT (none: compact, as the Rust writer) and a
+# metadata value that holds the text '"data_offsets":[0,99999999]'.
+# Arguments: FILE [INDENT]
+handmade_safetensors() {
+  python3 -c 'import json, struct, sys
+header = {"__metadata__": {"note": "\"data_offsets\":[0,99999999]"},
+          "w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}}
+indent = int(sys.argv[2]) if sys.argv[2] else None
+text = json.dumps(header, indent=indent).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"wxyz")' "$1" "${2:-}"
+}
+
+@test "weights: a safetensors header's text inside a string is not taken for a tensor; spaced-out headers are read too" {
+  two_saves full
+  handmade_safetensors "$OUT/checkpoint-4/model.safetensors"
+  grep -q -a -F '\"data_offsets\":[0,99999999]' "$OUT/checkpoint-4/model.safetensors"
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+  handmade_safetensors "$OUT/checkpoint-4/model.safetensors" 2
+  grep -q -a -F '"data_offsets": [' "$OUT/checkpoint-4/model.safetensors"
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+  truncate -s -1 "$OUT/checkpoint-4/model.safetensors"
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_regex "$(field '.skipped[0].reason')" '^model.safetensors: its header says the data ends at byte [0-9]+, the file has [0-9]+ \(truncated\?\)$'
 }
 
 @test "weights: a real PEFT LoRA adapter save (adapter_model.safetensors, optimizer, scheduler, rng) is complete" {
@@ -194,17 +223,17 @@ assert_fell_back() {
   assert [ ! -e "$WORK/ran" ]
 }
 
-@test "weights: a jq that crashes reading a safetensors header is our failure, not a damaged checkpoint" {
+@test "weights: a grep that crashes reading the safetensors headers is our failure, not a damaged checkpoint" {
   two_saves full
   mkdir -p "$WORK/fakebin"
-  # The real jq for the trainer_state.json reader (it passes --arg mode), a crash
-  # for the weights checks.
-  # shellcheck disable=SC2016 # code for the fake jq
-  printf '#!/bin/bash\nfor a; do [[ $a == mode ]] && exec %q "$@"; done\nkill -SEGV $$\n' \
-    "$(command -v jq)" >"$WORK/fakebin/jq"
-  chmod +x "$WORK/fakebin/jq"
+  # The real grep for everything else, a crash when it is given the headers'
+  # data_offsets pattern.
+  # shellcheck disable=SC2016 # code for the fake grep
+  printf '#!/bin/bash\nfor a; do [[ $a == *data_offsets* ]] && kill -SEGV $$; done\nexec %q "$@"\n' \
+    "$(command -v grep)" >"$WORK/fakebin/grep"
+  chmod +x "$WORK/fakebin/grep"
   run -1 --separate-stderr env PATH="$WORK/fakebin:$PATH" "$TR" -o "$OUT" -- touch "$WORK/ran"
-  assert_stderr --partial 'jq was killed by signal 11'
+  assert_stderr --partial 'grep was killed by signal 11'
   refute_stderr --partial 'skipping'
   assert [ ! -e "$WORK/ran" ]
 }

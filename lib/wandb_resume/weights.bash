@@ -10,6 +10,8 @@
 
 # The largest safetensors header we read (safetensors itself refuses over 100 MB).
 _WANDB_RESUME_ST_HEADER_MAX=104857600
+# One tensor's place in a safetensors header (ERE).
+_WANDB_RESUME_ST_OFFSETS='"data_offsets":[[:space:]]*\[[[:space:]]*[0-9]+[[:space:]]*,[[:space:]]*[0-9]+[[:space:]]*\]'
 
 # Check the files a resume loads from DIR (its trainer_state.json is already known
 # good). A folder without model weights (only trainer_state.json, say) is not
@@ -116,7 +118,7 @@ wandb_resume::_index_shards() {
 # Returns 0 fine, 1 not (c_reason), 2 a tool failed (error).
 wandb_resume::_check_weight_files() {
   local i f magic out rc=0
-  local -a sizes=() st=() st_i=() zip=() zip_i=() lens=() ends=() hdr=()
+  local -a sizes=() st=() st_i=() zip=() zip_i=() lens=() zends=()
   for i in "${!files[@]}"; do
     f=${files[i]}
     if [[ ! -e $f ]]; then
@@ -159,17 +161,16 @@ wandb_resume::_check_weight_files() {
     fi
   done
   if ((${#zip[@]})); then
-    mapfile -t ends < <(tail -q -c 22 -- "${zip[@]}" | od -An -v -t x1 -w22)
+    mapfile -t zends < <(tail -q -c 22 -- "${zip[@]}" | od -An -v -t x1 -w22)
     for i in "${!zip[@]}"; do
-      if [[ ${ends[i]:-} != ' 50 4b 05 06'* ]]; then
+      if [[ ${zends[i]:-} != ' 50 4b 05 06'* ]]; then
         c_reason="${labels[zip_i[i]]}: the zip file torch wrote has no end record (truncated?)"
         return 1
       fi
     done
   fi
   ((${#st[@]})) || return 0
-  # The header lengths: 8 bytes each, little-endian; then the headers, each ended
-  # by the byte 0x01 (which valid JSON never holds raw), into one jq.
+  # The header lengths: 8 bytes each, little-endian.
   mapfile -t lens < <(head -q -c 8 -- "${st[@]}" | od -An -v -t u8 -w8)
   for i in "${!st[@]}"; do
     local n=${lens[i]//[[:space:]]/} size=${sizes[st_i[i]]}
@@ -179,28 +180,40 @@ wandb_resume::_check_weight_files() {
     fi
     lens[i]=$n
   done
-  # shellcheck disable=SC2016 # jq program
+  # The data end of each header: the largest END of its `"data_offsets":[BEGIN,END]`
+  # pairs (a quote inside a tensor name or a metadata value is escaped, so only
+  # the keys match), found by one grep over all the headers, one line each (JSON
+  # white space may hold newlines: made spaces), after a mark of ours: a number of
+  # this call and the index.
+  local line idx=-1 pair mark=$RANDOM$RANDOM:
+  local -a ends=()
   out=$(
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
+    set -o pipefail # a tr or grep that fails is ours (a dd that cannot read: no tensor found)
     for i in "${!st[@]}"; do
-      dd if="${st[i]}" iflag=skip_bytes,count_bytes skip=8 count="${lens[i]}" status=none
-      printf '\1'
-    done | jq -j -R -s '(split("\u0001")[:-1][]
-      | (try (fromjson | [to_entries[] | select(.key != "__metadata__") | .value.data_offsets[1]]
-          | (max // 0) | tostring) catch "bad") + "\n"), "end\n"' 2>&1
+      printf '\1%s%s ' "$mark" "$i"
+      dd if="${st[i]}" iflag=skip_bytes,count_bytes skip=8 count="${lens[i]}" status=none || :
+    done | tr '\n\1' ' \n' | LC_ALL=C grep -a -o -E "^${mark}[0-9]+ |$_WANDB_RESUME_ST_OFFSETS" 2>&1
   ) || rc=$?
-  if ((rc != 0)) || [[ $out != *$'end' ]]; then
-    wandb_resume::_tool_failure jq "$rc" "$out"
+  if ((rc > 1)); then
+    wandb_resume::_tool_failure grep "$rc" "$out"
     return 2
   fi
-  mapfile -t hdr <<<"$out"
+  while IFS= read -r line; do
+    if [[ $line == "$mark"+([0-9])' ' ]]; then
+      idx=${line#"$mark"} idx=${idx% }
+    elif ((idx >= 0)) && [[ $line =~ ,[[:space:]]*([0-9]{1,18})[[:space:]]*\]$ ]]; then
+      pair=${BASH_REMATCH[1]}
+      ((${ends[idx]:-0} >= 10#$pair)) || ends[idx]=$((10#$pair))
+    fi
+  done <<<"$out"
   for i in "${!st[@]}"; do
     local size=${sizes[st_i[i]]} end
-    if [[ ! ${hdr[i]:-} =~ ^[0-9]{1,18}$ ]]; then
-      c_reason="${labels[st_i[i]]}: the safetensors header is not valid JSON (truncated or damaged)"
+    if [[ -z ${ends[i]:-} ]]; then
+      c_reason="${labels[st_i[i]]}: the safetensors header names no tensor's data_offsets (truncated or damaged)"
       return 1
     fi
-    end=$((8 + lens[i] + hdr[i]))
+    end=$((8 + lens[i] + ends[i]))
     if ((end != size)); then
       c_reason="${labels[st_i[i]]}: its header says the data ends at byte $end, the file has $size (truncated?)"
       return 1
