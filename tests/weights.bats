@@ -237,3 +237,18 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"wxyz")' "$
   refute_stderr --partial 'skipping'
   assert [ ! -e "$WORK/ran" ]
 }
+
+@test "weights: a jq that crashes reading a sharded index is our failure, not a damaged checkpoint" {
+  two_saves sharded
+  mkdir -p "$WORK/fakebin"
+  # The real jq for the trainer_state.json reader (it passes --arg mode), a crash
+  # for the index's weight_map.
+  # shellcheck disable=SC2016 # code for the fake jq
+  printf '#!/bin/bash\nfor a; do [[ $a == mode ]] && exec %q "$@"; done\nkill -SEGV $$\n' \
+    "$(command -v jq)" >"$WORK/fakebin/jq"
+  chmod +x "$WORK/fakebin/jq"
+  run -1 --separate-stderr env PATH="$WORK/fakebin:$PATH" "$TR" -o "$OUT" -- touch "$WORK/ran"
+  assert_stderr --partial 'jq was killed by signal 11'
+  refute_stderr --partial 'skipping'
+  assert [ ! -e "$WORK/ran" ]
+}

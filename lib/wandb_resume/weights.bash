@@ -78,7 +78,7 @@ wandb_resume::_check_weights() {
 # The shard file names of a sharded index (weight_map values).
 # Arguments: INDEX. Sets: shards, c_reason, error. Returns 0, 1 bad index, 2 jq failed.
 wandb_resume::_index_shards() {
-  local out size
+  local out size rc=0
   shards=()
   size=$(stat -L -c %s -- "$1" 2>/dev/null) || size=0
   if ((size > 67108864)); then
@@ -92,14 +92,14 @@ wandb_resume::_index_shards() {
       else ([.weight_map[]] | unique | map(select(type == "string")))
         | if any(test("^$|/|^\\.\\.?$|[\u0000-\u001f]")) then "bad\u0001"
           else (.[] | . + "\u0001") end end, "end\u0001"' "$1" 2>&1
-  ) || {
-    if [[ $out == *'parse error'* || $out == *'Cannot index'* || $out == *'Cannot iterate'* ]]; then
-      c_reason="${1##*/} is not valid JSON (truncated?)"
-      return 1
-    fi
-    wandb_resume::_tool_failure jq $? "$out"
+  ) || rc=$?
+  if ((rc > 0 && rc < 126)) && [[ $out == *'parse error'* || $out == *'Cannot index'* || $out == *'Cannot iterate'* ]]; then
+    c_reason="${1##*/} is not valid JSON (truncated?)"
+    return 1
+  elif ((rc)); then
+    wandb_resume::_tool_failure jq "$rc" "$out"
     return 2
-  }
+  fi
   mapfile -t -d $'\1' shards <<<"$out"
   unset 'shards[-1]'
   [[ ${shards[-1]:-} == end ]] && unset 'shards[-1]'
