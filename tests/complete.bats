@@ -45,16 +45,6 @@ fake_jq() {
   chmod +x "$WORK/fakebin/jq"
 }
 
-# A grep on PATH that runs SHELL_CODE when asked for -P (PCRE), and is the real grep
-# otherwise. Arguments: SHELL_CODE
-fake_grep_pcre() {
-  mkdir -p "$WORK/fakebin"
-  # shellcheck disable=SC2016 # the fake's own code, expanded when it runs
-  printf '#!/bin/bash\nfor a; do [[ $a == -P ]] && { %s; }; done\nexec %q "$@"\n' \
-    "$1" "$(command -v grep)" >"$WORK/fakebin/grep"
-  chmod +x "$WORK/fakebin/grep"
-}
-
 @test "printable garbage in the middle of a huge trainer_state.json, no save record: a full parse passes it over" {
   make_state "$OUT/checkpoint-2" 2
   make_huge_state "$OUT/checkpoint-3000" 3000
@@ -238,7 +228,7 @@ open(f, "w").write(json.dumps(s, indent=2, sort_keys=True) + "\n")' "$OUT/checkp
   make_state "$OUT/checkpoint-4" 4 '.total_flos = 12345'
   sed -i 's/"total_flos": 12345/"total_flos": 012345/' "$OUT/checkpoint-4/trainer_state.json"
   # What a grep built with --disable-perl-regexp says.
-  fake_grep_pcre 'echo "grep: Perl matching not supported in a --disable-perl-regexp build" >&2; exit 2'
+  fake_tool_on grep -P 'echo "grep: Perl matching not supported in a --disable-perl-regexp build" >&2; exit 2'
   PATH="$WORK/fakebin:$PATH" explain -o "$OUT"
   assert_success
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
@@ -246,7 +236,7 @@ open(f, "w").write(json.dumps(s, indent=2, sort_keys=True) + "\n")' "$OUT/checkp
 
 @test "a grep that fails in the Python-json check is our failure: exit 1 naming grep, nothing run" {
   make_state "$OUT/checkpoint-2" 2
-  fake_grep_pcre 'kill -SEGV $$'
+  fake_tool_on grep -P 'kill -SEGV $$'
   run -1 --separate-stderr env PATH="$WORK/fakebin:$PATH" "$TR" -o "$OUT" -- touch "$WORK/ran"
   assert_stderr --partial 'grep was killed by signal 11'
   assert [ ! -e "$WORK/ran" ]

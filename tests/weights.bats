@@ -225,13 +225,9 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"wxyz")' "$
 
 @test "weights: a grep that crashes reading the safetensors headers is our failure, not a damaged checkpoint" {
   two_saves full
-  mkdir -p "$WORK/fakebin"
   # The real grep for everything else, a crash when it is given the headers'
   # data_offsets pattern.
-  # shellcheck disable=SC2016 # code for the fake grep
-  printf '#!/bin/bash\nfor a; do [[ $a == *data_offsets* ]] && kill -SEGV $$; done\nexec %q "$@"\n' \
-    "$(command -v grep)" >"$WORK/fakebin/grep"
-  chmod +x "$WORK/fakebin/grep"
+  fake_tool_on grep '*data_offsets*' 'kill -SEGV $$'
   run -1 --separate-stderr env PATH="$WORK/fakebin:$PATH" "$TR" -o "$OUT" -- touch "$WORK/ran"
   assert_stderr --partial 'grep was killed by signal 11'
   refute_stderr --partial 'skipping'
@@ -240,13 +236,8 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"wxyz")' "$
 
 @test "weights: a jq that crashes reading a sharded index is our failure, not a damaged checkpoint" {
   two_saves sharded
-  mkdir -p "$WORK/fakebin"
-  # The real jq for the trainer_state.json reader (it passes --arg mode), a crash
-  # for the index's weight_map.
-  # shellcheck disable=SC2016 # code for the fake jq
-  printf '#!/bin/bash\nfor a; do [[ $a == mode ]] && exec %q "$@"; done\nkill -SEGV $$\n' \
-    "$(command -v jq)" >"$WORK/fakebin/jq"
-  chmod +x "$WORK/fakebin/jq"
+  # The real jq for everything else, a crash when its program reads weight_map.
+  fake_tool_on jq '*weight_map*' 'kill -SEGV $$'
   run -1 --separate-stderr env PATH="$WORK/fakebin:$PATH" "$TR" -o "$OUT" -- touch "$WORK/ran"
   assert_stderr --partial 'jq was killed by signal 11'
   refute_stderr --partial 'skipping'

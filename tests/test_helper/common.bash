@@ -77,6 +77,20 @@ snapshot() {
   find "$1" -printf '%p %s %T@ %m\n' | LC_ALL=C sort
 }
 
+# Put a TOOL on PATH ($WORK/fakebin, first in PATH for `env PATH=...`) that is the
+# real one, except when one of its arguments matches the glob ARG: then it runs
+# SHELL_CODE (fault injection: a real tool cannot be made to crash on demand).
+# Arguments: TOOL ARG SHELL_CODE
+fake_tool_on() {
+  local real
+  real=$(command -v "$1") || return
+  mkdir -p "$WORK/fakebin"
+  # shellcheck disable=SC2016 # the fake's own code, expanded when it runs
+  printf '#!/bin/bash\nfor a; do [[ $a == %s ]] && { %s; }; done\nexec %q "$@"\n' \
+    "$2" "$3" "$real" >"$WORK/fakebin/$1"
+  chmod +x "$WORK/fakebin/$1"
+}
+
 # Run a command as an unprivileged user (the tests run as root in CI, and root
 # reads mode-000 files). Skips the test where that is not possible.
 as_nobody() {
