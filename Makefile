@@ -62,7 +62,7 @@ lint: deps ## shellcheck, shfmt and ruff, zero findings
 	$(VENV)/bin/ruff check $(PY_FILES)
 	$(VENV)/bin/ruff format --check $(PY_FILES)
 
-test-bats: deps ## the bats suites (tests/*.bats)
+test-bats: deps venv-ml ## the bats suites (tests/*.bats; sync.bats reads .wandb files with the ML stack's wandb)
 	$(BATS) tests/
 
 test-py: deps venv-ml ## the pytest suites (tests/python), end-to-end runs included
