@@ -339,6 +339,39 @@ assert_state_id_rejected() {
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
 }
 
+# Print the fields of the --json in $output, each as bytes again (os.fsencode of what
+# Python's json.loads gives; the output must also be strict UTF-8), one per line.
+# Arguments: PYTHON_EXPRESSIONS over d (the parsed object)
+json_bytes() {
+  python3 -c 'import json, os, sys
+d = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+for e in sys.argv[1:]:
+    sys.stdout.buffer.write(os.fsencode(eval(e)) + b"\n")' "$@" <<<"$output"
+}
+
+@test "hostile: a path with a byte that is not UTF-8 (0xE9): --json is valid JSON that gives the path bytes back" {
+  OUT=$WORK/caf$'\xe9 \xc3\xa9'
+  make_state "$OUT/checkpoint-2" 2
+  mkdir -p "$OUT/checkpoint-4"
+  decide
+  assert_success
+  assert_output --partial '/caf\udce9 é/checkpoint-2"'
+  run -0 json_bytes 'd["checkpoint"]' 'd["skipped"][0]["path"]'
+  assert_output "$OUT/checkpoint-2"$'\n'"$OUT/checkpoint-4"
+}
+
+@test "hostile: bytes that are not valid UTF-8 in --json, each escaped as Python's os.fsdecode does" {
+  # A lone continuation byte, a cut sequence, an overlong form, an encoded
+  # surrogate, a code point above U+10FFFF, 0xFF; then valid 2-, 3- and 4-byte ones.
+  OUT=$WORK/$'x\x80 \xe2\x82 \xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80 \xff \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 \x7f'
+  make_state "$OUT/checkpoint-2" 2
+  decide
+  assert_success
+  assert_output --partial '/x\udc80 \udce2\udc82 \udcc0\udcaf \udced\udca0\udc80 \udcf4\udc90\udc80\udc80 \udcff é€😀 '$'\x7f''/checkpoint-2"'
+  run -0 json_bytes 'd["checkpoint"]'
+  assert_output "$OUT/checkpoint-2"
+}
+
 @test "hostile: an output dir path with a star" {
   OUT="$WORK/*"
   make_state "$OUT/checkpoint-2" 2

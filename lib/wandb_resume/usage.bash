@@ -123,6 +123,8 @@ step 0 while the job resumes stops with an error before the first step.
    "wandb_resume": "must"|"allow"|null (null: rewound),
    "wandb_resume_from": "<id>?_step=<n>"|null,
    "skipped": [{"path": PATH, "reason": TEXT}...], "warnings": [TEXT...]}
+  Strings are UTF-8; a byte of a path that is not valid UTF-8 is written as
+  \udcXX, as Python's os.fsdecode reads it (os.fsencode gives the bytes back).
 
 Exit status: 0 decided (or COMMAND's own status), 1 the decision failed (an
 explicit checkpoint is unusable, the output dir unreadable, jq missing, ...),
