@@ -169,16 +169,46 @@ teardown() {
   assert_stderr --partial "cannot read output dir $OUT: permission denied (owner root:root drwx------"
 }
 
-@test "passes over an unreadable trainer_state.json with a permission hint" {
+@test "an unreadable trainer_state.json in the checkpoint it would take: exit 1 with owner, mode and user, not an older one" {
   open_workdir
   make_state "$OUT/checkpoint-2" 2
   make_state "$OUT/checkpoint-4" 4
   chmod 600 "$OUT/checkpoint-4/trainer_state.json"
-  run --separate-stderr as_nobody "$TR" -o "$OUT" --explain --json
-  assert_success
-  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
-  assert_equal "$(field '.skipped[0].reason')" \
-    'trainer_state.json: permission denied (owner root:root -rw-------; running as nobody): check with ls -la, then chmod or run as the owner'
+  run -1 --separate-stderr as_nobody "$TR" -o "$OUT" --explain --json
+  assert_output ''
+  assert_stderr --partial "❌ error: cannot read $OUT/checkpoint-4, the checkpoint the decision would take: trainer_state.json: permission denied (owner root:root -rw-------; running as nobody)"
+  refute_stderr --partial 'resuming from'
+}
+
+@test "the newest checkpoint of another owner, mode 700: exit 1 naming owner, mode and user; nothing run" {
+  open_workdir
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  chmod 700 "$OUT/checkpoint-4"
+  chmod 777 "$WORK"
+  run -1 --separate-stderr as_nobody "$TR" -o "$OUT" --no-lock -- touch "$WORK/ran"
+  assert_stderr --partial "❌ error: cannot read $OUT/checkpoint-4, the checkpoint the decision would take: permission denied (owner root:root drwx------; running as nobody): check with ls -la, then chmod or run as the owner. Not passed over for an older one: the trainer, running as the same user, could not load it either, nor save beside it (to resume an older one on purpose: --checkpoint PATH)"
+  assert [ ! -e "$WORK/ran" ]
+}
+
+@test "an unreadable checkpoint below an incomplete newest one is the one it would take: exit 1" {
+  open_workdir
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  mkdir -p "$OUT/checkpoint-6"
+  chmod 700 "$OUT/checkpoint-4"
+  run -1 --separate-stderr as_nobody "$TR" -o "$OUT" --explain
+  assert_stderr --partial "skipping $OUT/checkpoint-6: trainer_state.json missing"
+  assert_stderr --partial "cannot read $OUT/checkpoint-4, the checkpoint the decision would take: permission denied (owner root:root drwx------; running as nobody)"
+}
+
+@test "an unreadable checkpoint older than the one taken is never looked at" {
+  open_workdir
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  chmod 700 "$OUT/checkpoint-2"
+  run -0 --separate-stderr as_nobody "$TR" -o "$OUT" --explain --json
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
 }
 
 @test "--checkpoint latest is the newest complete checkpoint" {

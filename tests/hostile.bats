@@ -173,13 +173,14 @@ assert_state_id_rejected() {
   assert_fell_back 'a symlink that leads nowhere (dangling, or a loop)'
 }
 
-@test "hostile: an unreadable checkpoint folder (mode 000, not root)" {
+@test "hostile: an unreadable newest checkpoint folder (mode 000, not root) is an error, not a fall back" {
   open_workdir
   make_state "$OUT/checkpoint-2" 2
   make_state "$OUT/checkpoint-4" 4
   chmod 000 "$OUT/checkpoint-4"
-  run --separate-stderr as_nobody "$TR" -o "$OUT" --explain --json
-  assert_fell_back 'permission denied (owner root:root d---------; running as nobody): check with ls -la, then chmod or run as the owner'
+  run -1 --separate-stderr as_nobody "$TR" -o "$OUT" --explain --json
+  assert_output ''
+  assert_stderr --partial "cannot read $OUT/checkpoint-4, the checkpoint the decision would take: permission denied (owner root:root d---------; running as nobody)"
 }
 
 @test "hostile: checkpoint names that are not numbers" {

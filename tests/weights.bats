@@ -180,6 +180,15 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + b"wxyz")' "$
   assert_fell_back 'optimizer.pt: the zip file torch wrote has no end record (truncated?)'
 }
 
+@test "weights: an unreadable optimizer.pt in the checkpoint it would take is an error (owner, mode, user), not a fall back" {
+  open_workdir
+  two_saves full
+  chmod 600 "$OUT/checkpoint-4/optimizer.pt"
+  run -1 --separate-stderr as_nobody "$TR" -o "$OUT" --explain --json
+  assert_output ''
+  assert_stderr --partial "cannot read $OUT/checkpoint-4, the checkpoint the decision would take: optimizer.pt: permission denied (owner root:root -rw-------; running as nobody)"
+}
+
 @test "weights: scheduler.pt missing" {
   two_saves full
   rm "$OUT/checkpoint-4/scheduler.pt"

@@ -97,7 +97,7 @@ wandb_resume::_choose_checkpoint() {
       wandb_resume::_absolute "$want"
       wandb_resume::_check_checkpoint "$abs"
       case $? in
-        1)
+        1 | 3 | 4)
           wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
           return 1
           ;;
@@ -127,9 +127,12 @@ wandb_resume::_choose_checkpoint() {
 # global_step is N. Arguments: DIR
 # Sets: c_reason ("" when complete) and the st_* of its trainer_state.json;
 #   error when one of our tools failed.
-# Returns: 0 complete, 1 not (c_reason), 2 a tool of ours failed (error).
+# Returns: 0 complete, 1 not (c_reason), 2 a tool of ours failed (error), 3 we may
+#   not read it or a file in it (c_reason: owner, mode, user), 4 a file in it
+#   vanished while it was checked (c_reason; _latest also takes 1-3 for a vanish
+#   when DIR itself is gone).
 wandb_resume::_check_checkpoint() {
-  local dir=$1 name
+  local dir=$1 name rc
   c_reason=''
   if [[ -L $dir && ! -e $dir ]]; then
     c_reason='a symlink that leads nowhere (dangling, or a loop)'
@@ -139,41 +142,57 @@ wandb_resume::_check_checkpoint() {
     c_reason='not a directory'
   elif [[ ! -r $dir || ! -x $dir ]]; then
     c_reason=$(wandb_resume::_permission_reason "$dir")
+    return 3
   elif wandb_resume::_failed_record "$dir"; then
     :
   else
     wandb_resume::_read_state "$dir/trainer_state.json"
-    if [[ $st_status == fail ]]; then
-      return 2
-    elif [[ $st_status != ok ]]; then
-      c_reason=$st_reason
-    else
+    case $st_status in
+      ok) ;;
+      fail) return 2 ;;
+      denied) c_reason=$st_reason && return 3 ;;
+      vanished) c_reason=$st_reason && return 4 ;;
+      *) c_reason=$st_reason ;;
+    esac
+    if [[ $st_status == ok ]]; then
       name=${dir%/}
       name=${name##*/}
       if [[ $name =~ ^checkpoint-([0-9]+)$ && ${BASH_REMATCH[1]} != "$st_step" ]]; then
         c_reason="global_step is $st_step, but the folder is $name (a copy, or a half-written save?)"
       else
         wandb_resume::_check_weights "$dir"
-        case $? in
-          1) ;;
-          2) return 2 ;;
-        esac
+        rc=$?
+        ((rc >= 2)) && return "$rc"
       fi
     fi
   fi
   [[ -z $c_reason ]]
 }
 
-# Find the newest complete checkpoint-N in an output dir.
+# Is PATH gone (deleted while we looked at it)? Arguments: PATH
+wandb_resume::_vanished() {
+  [[ ! -e $1 && ! -L $1 ]]
+}
+
+# Find the newest complete checkpoint-N in an output dir. The file system may change
+# while it looks (save_total_limit rotating a checkpoint away while a previous job
+# still saves, an --explain from a monitoring script): a checkpoint that vanishes
+# while it is checked (the folder, or a file in it) is passed over, and the folder is
+# listed again (a newer checkpoint may have appeared meanwhile), as it is when none
+# was complete but the listing changed; checkpoints judged before are not checked
+# again.
 # Arguments: OUTPUT_DIR
 # Sets: l_path ("" when none), l_count (how many checkpoint-* names were seen),
 #   l_numbered (how many checkpoint-<digits>), the st_* of the chosen one; appends
 #   to skipped.
-# Returns: 0 (also when none), 1 when the dir cannot be read or a tool of ours
-#   failed (error says which).
+# Returns: 0 (also when none), 1 when the dir cannot be read, the checkpoint it
+#   would take cannot be read (permissions), or a tool of ours failed (error says
+#   which).
 wandb_resume::_latest() {
-  local out=${1%/} f name c_reason
+  local out=${1%/} f name c_reason rc listing=0
   local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
+  # The step numbers already judged (skipped or vanished), for a listing again.
+  local -A judged=()
   l_path='' l_count=0 l_numbered=0
   [[ -z $out ]] && out=/
   if [[ -e $out && ! -d $out ]]; then
@@ -189,23 +208,46 @@ wandb_resume::_latest() {
   # checkpoint-<number> without a leading zero, and the rest.
   # (extglob patterns from variables: the caller may have sourced us without extglob)
   local number='@(0|[1-9]*([0-9]))' other='!(0|[1-9]*([0-9]))'
-  # shellcheck disable=SC2206 # the patterns are meant to expand
-  local -a good=("$out"/checkpoint-$number) bad=("$out"/checkpoint-$other)
-  l_count=$((${#good[@]} + ${#bad[@]}))
-  l_numbered=${#good[@]}
-  for f in "${bad[@]}"; do
-    if [[ ${f##*/checkpoint-} == +([0-9]) ]]; then
-      ((l_numbered += 1))
-      wandb_resume::_skip "$f" 'step number with a leading zero (HF never writes one)'
-    else
-      wandb_resume::_skip "$f" 'not named checkpoint-<number>'
+  local -a good=() bad=()
+  while :; do
+    # shellcheck disable=SC2206 # the patterns are meant to expand
+    good=("$out"/checkpoint-$number) bad=("$out"/checkpoint-$other)
+    l_count=$((${#good[@]} + ${#bad[@]}))
+    l_numbered=${#good[@]}
+    for f in "${bad[@]}"; do
+      if [[ ${f##*/checkpoint-} == +([0-9]) ]]; then
+        ((l_numbered += 1))
+        ((listing)) || wandb_resume::_skip "$f" 'step number with a leading zero (HF never writes one)'
+      else
+        ((listing)) || wandb_resume::_skip "$f" 'not named checkpoint-<number>'
+      fi
+    done
+    ((${#good[@]} > 0)) || return 0
+    if ! command -v jq >/dev/null 2>&1; then
+      error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
+      return 1
     fi
+    wandb_resume::_latest_in_listing
+    case $? in
+      0)
+        [[ -n $l_path ]] && return 0
+        # None complete. Unless the folder changed meanwhile (one of them was being
+        # deleted while it was checked, a newer one appeared): done.
+        # shellcheck disable=SC2206 # the pattern is meant to expand
+        local -a now=("$out"/checkpoint-$number)
+        [[ ${now[*]} != "${good[*]}" ]] || return 0
+        ;;
+      1) return 1 ;;
+    esac
+    # One vanished, or the folder changed: list it again.
+    listing=$((listing + 1))
   done
-  ((${#good[@]} > 0)) || return 0
-  if ! command -v jq >/dev/null 2>&1; then
-    error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
-    return 1
-  fi
+}
+
+# One pass of _latest over the listing in `good`, newest first.
+# Returns: 0 done (l_path set, or "" when none is complete), 1 error, 2 a
+#   checkpoint vanished while it was checked (passed over: list the folder again).
+wandb_resume::_latest_in_listing() {
   # Newest first without sorting: the glob sorts by name, and numbers without
   # leading zeros sort by name as by value when they have the same length. So take
   # the longest names first, each length from the end of the list.
@@ -218,19 +260,33 @@ wandb_resume::_latest() {
       f=${good[i]}
       name=${f##*/checkpoint-}
       ((${#name} == len)) || continue
+      [[ -n ${judged[$name]+1} ]] && continue
+      judged[$name]=1
       if ((len > 18)); then
         wandb_resume::_skip "$f" 'step number too large for a global_step'
-      else
-        wandb_resume::_check_checkpoint "$f"
-        case $? in
-          0)
-            l_path=$f
-            return 0
-            ;;
-          1) wandb_resume::_skip "$f" "$c_reason" ;;
-          *) return 1 ;;
-        esac
+        continue
       fi
+      wandb_resume::_check_checkpoint "$f"
+      rc=$?
+      # Complete, unless it is gone by now; anything else, when the folder is gone,
+      # was a vanish (a file missing, a tool that found nothing to read ...).
+      if ((rc == 0)) && [[ -d $f ]]; then
+        l_path=$f
+        return 0
+      elif ((rc == 0 || rc == 4)) || wandb_resume::_vanished "$f"; then
+        wandb_resume::_vanished "$f" &&
+          c_reason='vanished while it was checked (deleted meanwhile: rotated away by save_total_limit?)'
+        wandb_resume::_skip "$f" "$c_reason; looking at $out again"
+        return 2
+      fi
+      case $rc in
+        1) wandb_resume::_skip "$f" "$c_reason" ;;
+        3)
+          error="cannot read $f, the checkpoint the decision would take: $c_reason. Not passed over for an older one: the trainer, running as the same user, could not load it either, nor save beside it (to resume an older one on purpose: --checkpoint PATH)"
+          return 1
+          ;;
+        *) return 1 ;;
+      esac
     done
   done
   return 0

@@ -127,11 +127,11 @@ wandb_resume::_try_run_folder() {
   local f=$1 id id_problem rest
   local -a files=() matching=()
   if [[ ! -d $f ]]; then
-    wandb_resume::_skip "$f" 'not a directory'
+    wandb_resume::_skip_folder "$f" 'not a directory'
     return 1
   fi
   if [[ ! -r $f || ! -x $f ]]; then
-    wandb_resume::_skip "$f" "$(wandb_resume::_permission_reason "$f")"
+    wandb_resume::_skip_folder "$f" "$(wandb_resume::_permission_reason "$f")"
     return 1
   fi
   files=("$f"/run-*.wandb)
@@ -152,7 +152,7 @@ wandb_resume::_try_run_folder() {
     files=("${matching[@]}")
   fi
   if ((${#files[@]} == 0)) || [[ ! -f ${files[0]} ]]; then
-    wandb_resume::_skip "$f" 'no run-<id>.wandb file inside (the run never started writing?)'
+    wandb_resume::_skip_folder "$f" 'no run-<id>.wandb file inside (the run never started writing?)'
     return 1
   fi
   id=${files[0]##*/run-}
@@ -164,6 +164,17 @@ wandb_resume::_try_run_folder() {
   fi
   w_id=$id
   w_folder=$f
+}
+
+# Skip FOLDER for REASON; when it is gone by now (deleted while it was looked at:
+# `wandb sync --clean`, a cleanup script), say so instead, since REASON then only
+# says what its absence looked like. Arguments: FOLDER REASON
+wandb_resume::_skip_folder() {
+  if wandb_resume::_vanished "$1"; then
+    wandb_resume::_skip "$1" 'vanished while it was looked at (deleted meanwhile); passed over'
+  else
+    wandb_resume::_skip "$1" "$2"
+  fi
 }
 
 # Find the run id in one `wandb` folder of W&B run folders: the folder latest-run
@@ -179,7 +190,7 @@ wandb_resume::_scan_wandb_dir() {
   w_id='' w_folder=''
   [[ -d $dir ]] || return 1
   if [[ ! -r $dir || ! -x $dir ]]; then
-    wandb_resume::_skip "$dir" "$(wandb_resume::_permission_reason "$dir")"
+    wandb_resume::_skip_folder "$dir" "$(wandb_resume::_permission_reason "$dir")"
     return 1
   fi
   # Each glob comes back sorted by name, so by time (YYYYMMDD_HHMMSS) and, within a

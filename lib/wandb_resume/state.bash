@@ -127,8 +127,9 @@ end'
 
 # Read a trainer_state.json.
 # Arguments: FILE
-# Sets (caller's locals): st_status (ok|missing|bad|fail), st_reason (for fail:
-#   which of our tools failed, also in error), st_step, st_max (max_steps when a
+# Sets (caller's locals): st_status (ok|missing|bad|fail|denied|vanished; denied:
+#   we may not read it; vanished: it was deleted while it was read), st_reason (for
+#   fail: which of our tools failed, also in error), st_step, st_max (max_steps when a
 #   whole number, else empty), st_where/st_type/st_value
 #   (arrays: the run ids found, in order), st_wstep (the wandb_step stored beside
 #   each, or empty).
@@ -144,10 +145,12 @@ wandb_resume::_read_state() {
   if [[ ! -f $file ]]; then
     st_reason='trainer_state.json is not a regular file'
     [[ -L $file && ! -e $file ]] && st_reason='trainer_state.json is a symlink that leads nowhere'
+    wandb_resume::_vanished "$file" && wandb_resume::_state_tool_failed "$file"
     return 0
   fi
   if [[ ! -r $file ]]; then
-    st_reason="trainer_state.json: $(wandb_resume::_permission_reason "$file")"
+    st_status=denied st_reason="trainer_state.json: $(wandb_resume::_permission_reason "$file")"
+    wandb_resume::_vanished "$file" && wandb_resume::_state_tool_failed "$file"
     return 0
   fi
   if ! command -v jq >/dev/null 2>&1; then
@@ -171,8 +174,8 @@ wandb_resume::_read_state() {
     fi
     wandb_resume::_check_utf8 "$file" || return 0
     wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
-      "$_WANDB_RESUME_JQ_STATE" <"$file" || {
-      st_status=fail st_reason="reading $file: $error" error=$st_reason
+      "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file" || {
+      wandb_resume::_state_tool_failed "$file"
       return 0
     }
   else
@@ -188,7 +191,7 @@ wandb_resume::_read_state() {
       1) nul=0 ;;
       2) nul=unknown ;;
       *) # 3: grep failed
-        st_status=fail st_reason="reading $file: $error" error=$st_reason
+        wandb_resume::_state_tool_failed "$file"
         return 0
         ;;
     esac
@@ -197,8 +200,8 @@ wandb_resume::_read_state() {
       whole=0
       wandb_resume::_jq_bounded -j -R -s --arg mode window --arg head "$head" \
         --argjson window "$_WANDB_RESUME_WINDOW" "$_WANDB_RESUME_JQ_STATE" \
-        < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file") || {
-        st_status=fail st_reason="reading $file: $error" error=$st_reason
+        < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" 2>/dev/null) || {
+        wandb_resume::_state_tool_failed "$file"
         return 0
       }
     fi
@@ -209,17 +212,28 @@ wandb_resume::_read_state() {
       size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
       if ((size <= _WANDB_RESUME_FULL_MAX)); then
         wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
-          "$_WANDB_RESUME_JQ_STATE" <"$file"
+          "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file"
       else
         # jq does not see NUL bytes (it skips them): look for them first.
-        if [[ $nul == unknown ]] && ! cmp -s -- - "$file" < <(tr -d '\0' <"$file"); then
-          st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
-          return 0
+        if [[ $nul == unknown ]]; then
+          cmp -s -- - "$file" < <(tr -d '\0' 2>/dev/null <"$file")
+          case $? in
+            0) ;;
+            1)
+              st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
+              return 0
+              ;;
+            *)
+              error='cmp failed'
+              wandb_resume::_state_tool_failed "$file"
+              return 0
+              ;;
+          esac
         fi
         wandb_resume::_jq_bounded -j -n --stream --arg mode stream --arg head '' \
-          --argjson window 0 "$_WANDB_RESUME_JQ_STATE" <"$file"
+          --argjson window 0 "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file"
       fi || {
-        st_status=fail st_reason="reading $file: $error" error=$st_reason
+        wandb_resume::_state_tool_failed "$file"
         return 0
       }
     fi
@@ -241,8 +255,19 @@ wandb_resume::_read_state() {
   # What jq parsed whole, Python's json must accept too (the windows read a file as
   # json.dumps wrote it).
   if [[ $st_status == ok ]] && ((whole)) && ! wandb_resume::_check_python_json "$file"; then
-    [[ $st_status == fail ]] || st_status=bad
+    [[ $st_status == @(fail|vanished) ]] || st_status=bad
     st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
+  fi
+}
+
+# A tool of ours failed reading FILE (a trainer_state.json): our failure
+# (st_status=fail, error says which), unless FILE is gone by now: deleted while it
+# was read (st_status=vanished), which is no failure of ours. Arguments: FILE
+wandb_resume::_state_tool_failed() {
+  if wandb_resume::_vanished "$1"; then
+    st_status=vanished st_reason='trainer_state.json vanished while it was checked (deleted meanwhile: rotated away by save_total_limit?)'
+  else
+    st_status=fail st_reason="reading $1: $error" error=$st_reason
   fi
 }
 
@@ -257,7 +282,7 @@ wandb_resume::_check_utf8() {
   LC_ALL=C.UTF-8 wandb_resume::_grep_bounded -a -q -v -x '.*' -- "$1"
   case $? in
     0) st_reason='trainer_state.json is not valid UTF-8 (the trainer could not read it)' ;;
-    3) st_status=fail st_reason="reading $1: $error" error=$st_reason ;;
+    3) wandb_resume::_state_tool_failed "$1" ;;
     *) return 0 ;;
   esac
   return 1
@@ -290,7 +315,7 @@ wandb_resume::_check_python_json() {
       ;;
     3)
       [[ $error == *' -P '* || $error == *[Pp]erl* || $error == *PCRE* ]] && error='' && return 0
-      st_status=fail st_reason="reading $1: $error" error=$st_reason
+      wandb_resume::_state_tool_failed "$1"
       ;;
     *) return 0 ;;
   esac

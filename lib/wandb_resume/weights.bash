@@ -17,10 +17,34 @@ _WANDB_RESUME_ST_OFFSETS='"data_offsets":[[:space:]]*\[[[:space:]]*[0-9]+[[:spac
 # good). A folder without model weights (only trainer_state.json, say) is not
 # complete: the trainer cannot resume from it ("Can't find a valid checkpoint").
 # Arguments: DIR. Reads: allow_weights_only. Sets: c_reason ("" when fine),
-# error (a tool of ours failed). Returns: 0 fine, 1 not (c_reason), 2 tool failure.
+# error (a tool of ours failed). Returns: 0 fine, 1 not (c_reason), 2 tool failure,
+# 3 we may not read a file (c_reason), 4 a file vanished while it was checked
+# (c_reason: deleted meanwhile, so whatever the check said is not to be trusted).
 wandb_resume::_check_weights() {
+  local rc=0 i files_seen=0
+  local -a models=() files=() labels=()
+  wandb_resume::_check_weights_in "$1" || rc=$?
+  ((rc)) || return 0
+  # What was there when first looked at: the model files, and the files to check
+  # that _check_weight_files found present.
+  files=("${files[@]:0:files_seen}") labels=("${labels[@]:0:files_seen}")
+  for i in "${models[@]}"; do
+    files+=("${1%/}/$i") labels+=("$i")
+  done
+  for i in "${!files[@]}"; do
+    if wandb_resume::_vanished "${files[i]}"; then
+      c_reason="${labels[i]} vanished while it was checked (deleted meanwhile: rotated away by save_total_limit?)"
+      return 4
+    fi
+  done
+  return "$rc"
+}
+
+# The body of _check_weights. Arguments: DIR. Sets (_check_weights' locals):
+# models, files, labels, files_seen (what it checked), c_reason, error.
+wandb_resume::_check_weights_in() {
   local dir=${1%/} f name shard
-  local -a models=() shards=() files=() labels=() fsdp=() ds_dirs=() rng=()
+  local -a shards=() fsdp=() ds_dirs=() rng=()
   c_reason=''
   for name in model.safetensors adapter_model.safetensors model.safetensors.index.json \
     pytorch_model.bin adapter_model.bin pytorch_model.bin.index.json; do
@@ -114,8 +138,10 @@ wandb_resume::_index_shards() {
 # all of them: present, not empty; safetensors: the header's data offsets end
 # exactly at the file's end; torch's zip format (PK\3\4 at the start): ends with the
 # end-of-central-directory record (PK\5\6 and 18 bytes; torch writes no comment).
-# The legacy pickle format has no such check. Sets: c_reason, error.
-# Returns 0 fine, 1 not (c_reason), 2 a tool failed (error).
+# The legacy pickle format has no such check. Sets: c_reason, error, files_seen
+# (how many of files, from the first, were found there: one gone later vanished
+# meanwhile).
+# Returns 0 fine, 1 not (c_reason), 2 a tool failed (error), 3 we may not read one.
 wandb_resume::_check_weight_files() {
   local i f magic out rc=0
   local -a sizes=() st=() st_i=() zip=() zip_i=() lens=() zends=()
@@ -124,15 +150,21 @@ wandb_resume::_check_weight_files() {
     if [[ ! -e $f ]]; then
       c_reason="${labels[i]} missing"
       return 1
-    elif [[ ! -f $f ]]; then
+    fi
+    files_seen=$((i + 1))
+    # (Not a file or not readable may also mean gone since -e: _check_weights
+    # looks.)
+    if [[ ! -f $f ]]; then
       c_reason="${labels[i]} is not a regular file"
       return 1
     elif [[ ! -r $f ]]; then
       c_reason="${labels[i]}: $(wandb_resume::_permission_reason "$f")"
-      return 1
+      return 3
     fi
   done
   ((${#files[@]})) || return 0
+  # (A file deleted meanwhile shortens these lists: a check fails, and
+  # _check_weights finds the file gone.)
   mapfile -t sizes < <(stat -L -c %s -- "${files[@]}" 2>/dev/null)
   for i in "${!files[@]}"; do
     f=${files[i]}
@@ -150,7 +182,7 @@ wandb_resume::_check_weight_files() {
       st+=("$f") st_i+=("$i")
     else
       magic=''
-      IFS= read -r -N 4 magic <"$f"
+      IFS= read -r -N 4 magic 2>/dev/null <"$f"
       if [[ $magic == $'PK\x03\x04' ]]; then
         if ((sizes[i] < 22)); then
           c_reason="${labels[i]}: the zip file torch wrote has no end record (truncated?)"
@@ -161,7 +193,7 @@ wandb_resume::_check_weight_files() {
     fi
   done
   if ((${#zip[@]})); then
-    mapfile -t zends < <(tail -q -c 22 -- "${zip[@]}" | od -An -v -t x1 -w22)
+    mapfile -t zends < <(tail -q -c 22 -- "${zip[@]}" 2>/dev/null | od -An -v -t x1 -w22)
     for i in "${!zip[@]}"; do
       if [[ ${zends[i]:-} != ' 50 4b 05 06'* ]]; then
         c_reason="${labels[zip_i[i]]}: the zip file torch wrote has no end record (truncated?)"
@@ -171,7 +203,7 @@ wandb_resume::_check_weight_files() {
   fi
   ((${#st[@]})) || return 0
   # The header lengths: 8 bytes each, little-endian.
-  mapfile -t lens < <(head -q -c 8 -- "${st[@]}" | od -An -v -t u8 -w8)
+  mapfile -t lens < <(head -q -c 8 -- "${st[@]}" 2>/dev/null | od -An -v -t u8 -w8)
   for i in "${!st[@]}"; do
     local n=${lens[i]//[[:space:]]/} size=${sizes[st_i[i]]}
     if [[ ! $n =~ ^[0-9]{1,18}$ ]] || ((n < 2 || n > _WANDB_RESUME_ST_HEADER_MAX || n + 8 > size)); then
@@ -192,7 +224,7 @@ wandb_resume::_check_weight_files() {
     set -o pipefail # a tr or grep that fails is ours (a dd that cannot read: no tensor found)
     for i in "${!st[@]}"; do
       printf '\1%s%s ' "$mark" "$i"
-      dd if="${st[i]}" iflag=skip_bytes,count_bytes skip=8 count="${lens[i]}" status=none || :
+      dd if="${st[i]}" iflag=skip_bytes,count_bytes skip=8 count="${lens[i]}" status=none 2>/dev/null || :
     done | tr '\n\1' ' \n' | LC_ALL=C grep -a -o -E "^${mark}[0-9]+ |$_WANDB_RESUME_ST_OFFSETS" 2>&1
   ) || rc=$?
   if ((rc > 1)); then
