@@ -226,6 +226,59 @@ teardown() {
   assert_stderr --partial '🆕 new training run (--checkpoint none: checkpoints are ignored)'
 }
 
+@test "--checkpoint none beside complete checkpoints warns in one line: which ones, and what the next plain restart resumes" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-10" 10
+  make_state "$OUT/checkpoint-8" 8
+  mkdir -p "$OUT/checkpoint-12"
+  explain -o "$OUT" --checkpoint none
+  assert_success
+  assert_equal "$(field .mode)" new
+  local want="--checkpoint none: $OUT still holds checkpoints of an earlier run (checkpoint-12, checkpoint-10, checkpoint-8, checkpoint-2); this new run saves its checkpoint-N among them, and the next plain restart (without --checkpoint none) resumes the newest complete one, checkpoint-10 of the earlier run, until this run has saved past step 10. To keep the runs apart: a new --output-dir, or move them away"
+  assert_equal "$(field '.warnings | length')" 1
+  assert_equal "$(field '.warnings[0]')" "$want"
+  assert_stderr --partial "⚠️ $want"$'\n'
+  # Its look at the checkpoints is not the decision's: nothing skipped, no skip lines.
+  assert_equal "$(field '.skipped | length')" 0
+  refute_stderr --partial 'skipping'
+  # What it says the next plain restart does, it does.
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-10"
+}
+
+@test "--checkpoint none beside many checkpoints names the newest five and how many more" {
+  local i
+  for i in 1 2 3 4 5 6 7; do make_state "$OUT/checkpoint-$i" "$i"; done
+  explain -o "$OUT" --checkpoint none
+  assert_equal "$(field '.warnings[0]')" "--checkpoint none: $OUT still holds checkpoints of an earlier run (checkpoint-7, checkpoint-6, checkpoint-5, checkpoint-4, checkpoint-3 and 2 more); this new run saves its checkpoint-N among them, and the next plain restart (without --checkpoint none) resumes the newest complete one, checkpoint-7 of the earlier run, until this run has saved past step 7. To keep the runs apart: a new --output-dir, or move them away"
+}
+
+@test "--checkpoint none beside checkpoints none of which is complete: no warning (the next restart is refused anyway)" {
+  mkdir -p "$OUT/checkpoint-2"
+  explain -o "$OUT" --checkpoint none
+  assert_success
+  assert_equal "$(field '.warnings | length')" 0
+  refute_stderr --partial 'earlier run'
+}
+
+@test "--checkpoint none in an empty or new output dir: no warning" {
+  mkdir -p "$OUT"
+  explain -o "$OUT" --checkpoint none
+  assert_equal "$(field '.warnings | length')" 0
+  explain -o "$WORK/nothing-yet" --checkpoint none
+  assert_equal "$(field '.warnings | length')" 0
+}
+
+@test "--checkpoint none beside checkpoints that cannot be checked (no jq): the warning says so, and the new run goes on" {
+  make_state "$OUT/checkpoint-2" 2
+  mkdir -p "$WORK/nojq"
+  local t
+  for t in bash dirname readlink cat; do ln -s "$(command -v "$t")" "$WORK/nojq/$t"; done
+  run -0 --separate-stderr env PATH="$WORK/nojq" "$TR" -o "$OUT" --checkpoint none --explain
+  assert_stderr --partial "⚠️ --checkpoint none: $OUT still holds checkpoint folders of an earlier run (checkpoint-2), which could not be checked (jq not found on PATH"
+  assert_stderr --partial '🆕 new training run (--checkpoint none: checkpoints are ignored)'
+}
+
 @test "RESUME_FROM_CHECKPOINT_DIR names the checkpoint" {
   make_state "$OUT/checkpoint-2" 2
   make_state "$OUT/checkpoint-4" 4

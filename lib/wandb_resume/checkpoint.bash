@@ -67,6 +67,7 @@ wandb_resume::_choose_checkpoint() {
     none)
       mode=new
       wandb_resume::_detail d_ignored "$how"
+      [[ -z $output_dir ]] || wandb_resume::_warn_none_beside "$output_dir"
       ;;
     latest)
       if ! wandb_resume::_latest "$output_dir"; then
@@ -120,6 +121,48 @@ wandb_resume::_choose_checkpoint() {
       ((10#$st_max > 0 && 10#$st_step >= 10#$st_max)); then
       wandb_resume::_warn "${ckpt##*/} is at global_step $st_step of its max_steps $st_max: that run already finished; resuming it trains on only if the command asks for more steps"
     fi
+  fi
+}
+
+# --checkpoint none in an output dir that still holds complete checkpoints: the new
+# run saves its checkpoint-N among them, and the next plain restart (latest) takes
+# the newest complete one of all, the earlier run's, while the new run is behind it.
+# One warning line naming them and what that restart will do. Arguments: OUTPUT_DIR
+wandb_resume::_warn_none_beside() {
+  local text=''
+  wandb_resume::_none_beside "$1"
+  [[ -z $text ]] || wandb_resume::_warn "$text"
+}
+
+# The text of _warn_none_beside's warning ("" when there is nothing to say), from a
+# quiet look for the latest (its skips and warnings are not the decision's).
+# Arguments: OUTPUT_DIR. Sets: text.
+wandb_resume::_none_beside() {
+  local out=${1%/} l_path='' l_count=0 l_numbered=0 c_reason error='' quiet=1 name f
+  local st_status st_reason st_step st_max len max=0 i n=0 names=''
+  local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() good=()
+  local GLOBSORT=name number='@(0|[1-9]*([0-9]))'
+  [[ -d $out ]] || return 0
+  # shellcheck disable=SC2206 # the pattern is meant to expand
+  good=("$out"/checkpoint-$number)
+  ((${#good[@]})) || return 0
+  # The newest five by step (as _latest orders them), and how many more.
+  for name in "${good[@]##*/checkpoint-}"; do
+    ((${#name} > max)) && max=${#name}
+  done
+  for ((len = max; len > 0 && n < 5; len--)); do
+    for ((i = ${#good[@]} - 1; i >= 0 && n < 5; i--)); do
+      f=${good[i]##*/}
+      name=${f#checkpoint-}
+      ((${#name} == len)) || continue
+      names+=${names:+, }$f n=$((n + 1))
+    done
+  done
+  ((${#good[@]} > n)) && names+=" and $((${#good[@]} - n)) more"
+  if ! wandb_resume::_latest "$out"; then
+    text="--checkpoint none: $out still holds checkpoint folders of an earlier run ($names), which could not be checked ($error); the next plain restart (without --checkpoint none) may resume one of them instead of this new run. To keep the runs apart: a new --output-dir, or move them away"
+  elif [[ -n $l_path ]]; then
+    text="--checkpoint none: $out still holds checkpoints of an earlier run ($names); this new run saves its checkpoint-N among them, and the next plain restart (without --checkpoint none) resumes the newest complete one, ${l_path##*/} of the earlier run, until this run has saved past step $st_step. To keep the runs apart: a new --output-dir, or move them away"
   fi
 }
 

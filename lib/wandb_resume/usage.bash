@@ -67,15 +67,17 @@ fit the file, every shard of an index), optimizer.pt, scheduler.pt,
 rng_state.pth (torch zip files end with their end record); a weights-only
 (save_only_model) one is skipped unless --allow-weights-only; incomplete ones
 are skipped with a warning when looking for the latest, and are an error when
-named explicitly. The checkpoint it would take being unreadable to us is an error
-(owner, mode, user), not a skip. One deleted while it is checked is passed over
-and the output dir listed again. No checkpoint at all means a new run; checkpoints but none
+named explicitly. No checkpoint at all means a new run; checkpoints but none
 complete is an error (start over on purpose with --checkpoint none). A failure
 of jq or grep themselves is an error, never a skipped checkpoint. A checkpoint
 the trainer failed to load (recorded by the Python hook in
 OUTPUT_DIR/.train-resume/failed/NAME) is skipped with the recorded error, unless
 its trainer_state.json is newer than the record; --forget-failed clears the
 records. A checkpoint already at its run's max_steps is resumed with a warning.
+The checkpoint it would take being unreadable to us is an error (owner, mode,
+user), not a skip; one deleted while it is checked is passed over and the output
+dir listed again. --checkpoint none beside complete checkpoints warns, naming
+them and the one the next plain restart resumes.
 
 Which W&B run id (first source in order wins; disagreements are warned about):
   checkpoint-wandb  run folders in CHECKPOINT/wandb (the checkpoint's own record)
