@@ -194,7 +194,10 @@ def _patch(trainer_cls):
             return original_train(self, resume_from_checkpoint, *args, **kwargs)
         except Exception as exc:
             if isinstance(resume_from_checkpoint, (str, os.PathLike)) and _failed_load(exc):
-                _record_failed_load(resume_from_checkpoint, exc)
+                from train_resume import failures  # only deterministic failures are recorded
+
+                if failures.to_record(resume_from_checkpoint, exc):
+                    _record_failed_load(resume_from_checkpoint, exc)
             raise
 
     __init__._train_resume = train._train_resume = True

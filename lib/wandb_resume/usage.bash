@@ -78,6 +78,9 @@ The checkpoint it would take being unreadable to us is an error (owner, mode,
 user), not a skip; one deleted while it is checked is passed over and the output
 dir listed again. --checkpoint none beside complete checkpoints warns, naming
 them and the one the next plain restart resumes.
+Only a load failure that is the checkpoint's own is recorded: not an I/O error
+that may pass (EIO, ESTALE, a lost file system), a timeout or a permission
+problem; after those the next start tries the same checkpoint again.
 
 Which W&B run id (first source in order wins; disagreements are warned about):
   checkpoint-wandb  run folders in CHECKPOINT/wandb (the checkpoint's own record)
