@@ -49,6 +49,8 @@ Options:
   -q, --quiet               log nothing but errors
   -h, --help                show this help
       --version             show the version
+      --lib                 print the path of the bash library to source in a
+                            job script: source "$(train-resume --lib)"
 
 One writer per output dir: running a COMMAND, train-resume first takes an
 exclusive flock on OUTPUT_DIR/.train-resume/lock and holds it through the exec (as
