@@ -316,18 +316,18 @@ def _script_path(trainer, plan, value):
         mine, chosen = _checkpoint_step(_real(own)), _checkpoint_step(checkpoint)
         if mine is not None and chosen is not None and mine > chosen:
             reason = (
-                f"newer than the decision's {os.path.basename(checkpoint)}, so the decision "
-                "passed it over (incomplete, or the trainer failed to load it: "
+                f"is newer than the decision's {os.path.basename(checkpoint)}, so the "
+                "decision passed it over (incomplete, or the trainer failed to load it: "
                 f"train-resume -o {plan.dir} --explain says why)"
             )
-        else:
+        else:  # the bash library checks it, as it would an explicit --checkpoint
             status, _, logs = _run_library("-q", "-o", plan.dir, "-c", _real(own))
             if status == 1:
-                lines = [line for line in logs.splitlines() if line.strip()]
-                reason = f"the decision cannot use it ({lines[-1] if lines else 'exit 1'})"
+                why = logs.strip().splitlines()[-1] if logs.strip() else "exit 1"
+                reason = f"cannot be used ({why.partition('cannot be used: ')[2] or why})"
     if reason is not None:
         _log(
-            f"⚠️ the script's resume_from_checkpoint {own!r} is {reason}; resuming from "
+            f"⚠️ the script's resume_from_checkpoint {own!r} {reason}; resuming from "
             f"{checkpoint} instead{_where()}"
         )
         trainer._train_resume_how = f"the trainer did not load {checkpoint}"
