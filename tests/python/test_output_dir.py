@@ -43,7 +43,8 @@ MAX_STEPS, SAVE_STEPS = 6, 2
 
 
 def env_for(wandb_dir, **extra):
-    env = clean_env(WANDB_DIR=wandb_dir, PYTHON=sys.executable, **extra)
+    extra.setdefault("PYTHON", sys.executable)
+    env = clean_env(WANDB_DIR=wandb_dir, **extra)
     env.update(TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
     env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
     return env
