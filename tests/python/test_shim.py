@@ -366,3 +366,46 @@ def test_two_copies_of_the_bootstrap_on_the_path_chain_to_the_users_once(work):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "_Hook"]
     assert "Error in sitecustomize" not in result.stderr
+
+
+def test_train_resume_warns_when_a_python_command_will_not_load_the_hand_off(work):
+    """On a resume, `python -S ...` runs no sitecustomize and no .pth: said before the exec."""
+    out = work / "out"
+    checkpoint = resuming(out)
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-S", "-c", "print('ran')"]
+    result = run(cmd, work)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ran"
+    assert (
+        f"train-resume: ⚠️ {sys.executable} -S does not load the hand-off (train_resume.hook: "
+        "a Python started with -I, -E or -S, or one that cannot import train_resume): nothing "
+        f"in it checks the decision, and its Trainer resumes {checkpoint} only if the script "
+        "passes it to train() itself"
+    ) in result.stderr
+
+
+def test_train_resume_says_nothing_when_a_python_command_loads_the_hand_off(work):
+    out = work / "out"
+    resuming(out)
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-u", "-c", "print('ran')"]
+    result = run(cmd, work)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_python_i_loads_the_hand_off_through_the_pth_of_an_installed_package(work):
+    """-I drops PYTHONPATH (the bootstrap), not site-packages: where train-resume is
+    installed (make venv-ml: pip install -e .), its train-resume.pth installs the hook."""
+    import sysconfig
+
+    if not (Path(sysconfig.get_path("purelib")) / "train-resume.pth").exists():
+        pytest.skip(f"train-resume is not installed in {sys.prefix} (make venv-ml does it)")
+    write(work / "t.py", SEEN)
+    out = work / "out"
+    resuming(out)
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-I", "t.py"]
+    result = run(cmd, work)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    seen = json.loads(result.stdout)
+    assert seen["hook"] == "_Hook" and seen["sitecustomize"] is None
