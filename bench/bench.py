@@ -113,6 +113,7 @@ def main():
     print_unrecorded_cost(trees, runs)
     print_source_cost(runs)
     print_bootstrap_cost(runs)
+    print_pth_cost(runs)
     print_weights_cost(runs)
 
 
@@ -226,6 +227,50 @@ def print_bootstrap_cost(runs, loops=20):
         f"python -c pass: {bare_t * 1000:.1f} ms; with the bootstrap (train_resume/bootstrap "
         f"first on PYTHONPATH): {boot_t * 1000:.1f} ms (+{(boot_t - bare_t) * 1000:.1f} ms; "
         f"median of {n} each)"
+    )
+
+
+def print_pth_cost(runs, loops=20):
+    """What train-resume.pth (site-packages of an env where train-resume is installed)
+    costs every interpreter of that env: the line site runs, timed in-process with no
+    decision in force; and `python -c pass` with the hand-off made through it (a decision
+    in force, PYTHONPATH without the bootstrap) against none, medians, interleaved."""
+    import sysconfig
+
+    pth = Path(sysconfig.get_path("purelib")) / "train-resume.pth"
+    if not pth.exists():
+        print(f"train-resume.pth: not installed in {sys.prefix} (make venv-ml installs it)")
+        return
+    line = pth.read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAIN_RESUME_", "PYTHON"))}
+    # As site runs it: exec(line), compiling it each time.
+    inert = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, timeit; print(min(timeit.repeat('exec(line)', globals={'line': "
+            "sys.argv[1]}, number=20000, repeat=5)) / 20000)",
+            line,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    per_start = float(inert.stdout) * 1e6
+    in_force = dict(env, TRAIN_RESUME_OUTPUT_DIR="/nowhere/out")
+    cmd = [sys.executable, "-c", "pass"]
+    n = max(runs, loops)
+    bare, hooked = [], []
+    for _ in range(n):
+        bare.append(measure(cmd, 1, env)[0])
+        hooked.append(measure(cmd, 1, in_force)[0])
+    bare_t, hooked_t = statistics.median(bare), statistics.median(hooked)
+    print(
+        f"train-resume.pth, no decision in force: {per_start:.1f} us a start (the line, as "
+        f"site runs it: exec, in-process); python -c pass with the hand-off through it "
+        f"(decision in force, no bootstrap on PYTHONPATH): {hooked_t * 1000:.1f} ms against "
+        f"{bare_t * 1000:.1f} ms (+{(hooked_t - bare_t) * 1000:.1f} ms; median of {n} each)"
     )
 
 

@@ -35,11 +35,7 @@ imports neither transformers nor wandb. The patched Trainer:
   the bash side passes that checkpoint over next time) and re-raises.
 """
 
-import json
 import os
-import re
-import socket
-import subprocess
 import sys
 
 # Trainer (and TrainerState) methods that read a checkpoint being resumed: an
@@ -71,7 +67,6 @@ DECISION_VARIABLES = (
     "WANDB_RESUME",
     "WANDB_RESUME_FROM",
 )
-CHECKPOINT_NAME = re.compile(r"checkpoint-([0-9]+)")
 
 
 class FreshStartError(RuntimeError):
@@ -145,6 +140,8 @@ def _library():
         candidates.append(os.path.join(data, "share", "train-resume", "lib", "wandb_resume.sh"))
     found = next((c for c in candidates if os.path.isfile(c)), None)
     if found is None:
+        import subprocess
+
         try:
             done = subprocess.run(
                 ["train-resume", "--lib"], capture_output=True, text=True, timeout=60
@@ -175,6 +172,9 @@ def _run_library(*options):
     lib = _library()
     if lib is None:
         return None, None, "cannot find train-resume's bash library (lib/wandb_resume.sh)"
+    import json
+    import subprocess
+
     script = 'source "$1" && shift && wandb_resume::configure --explain --json "$@"'
     try:
         done = subprocess.run(
@@ -279,6 +279,8 @@ def _agree(trainer):
     dist = _distributed() if _in_force() else None
     if dist is None:
         return _plan_for(trainer)
+    import socket
+
     rank = dist.get_rank()
     mine = _plan_for(trainer, leader=rank == 0)
     box = [mine]
@@ -300,8 +302,11 @@ def _agree(trainer):
 
 
 def _checkpoint_step(path):
-    match = CHECKPOINT_NAME.fullmatch(os.path.basename(os.fspath(path).rstrip(os.sep)))
-    return int(match.group(1)) if match else None
+    """N of a folder named checkpoint-N (None for another name)."""
+    name = os.path.basename(os.fspath(path).rstrip(os.sep))
+    number = name[len("checkpoint-") :]
+    ok = name.startswith("checkpoint-") and number.isascii() and number.isdigit()
+    return int(number) if ok else None
 
 
 def _script_path(trainer, plan, value):
