@@ -94,9 +94,9 @@ def test_a_script_with_its_own_resume_logic_starts_then_resumes_the_right_checkp
     assert "❌" not in text
 
 
-def test_an_older_complete_checkpoint_the_script_asks_for_is_kept(tmp_path):
-    """The user's choice: --resume_from_checkpoint OUT/checkpoint-2 while the decision
-    takes checkpoint-4; checked complete by the bash library, kept, one line."""
+def asking_for_checkpoint_2(tmp_path, prepare):
+    """A run killed once checkpoint-4 is complete; PREPARE(out) runs; then the same command
+    with --resume_from_checkpoint OUT/checkpoint-2. Returns OUT and the second log."""
     work = tmp_path / "work dir"
     work.mkdir()
     out = work / "out"
@@ -104,12 +104,19 @@ def test_an_older_complete_checkpoint_the_script_asks_for_is_kept(tmp_path):
     env = env_for(out)
     first = work / "segment-1.log"
     assert segment(cmd, work, env, first, kill_after=out / "checkpoint-4") == "killed"
-    own = out / "checkpoint-2"
-    tag_log_history(own)
+    prepare(out)
     log = work / "segment-2.log"
-    status = segment([*cmd, "--resume_from_checkpoint", own], work, env, log)
+    status = segment([*cmd, "--resume_from_checkpoint", out / "checkpoint-2"], work, env, log)
     text = log.read_text()
     assert status == 0, text[-4000:]
+    return out, text
+
+
+def test_an_older_complete_checkpoint_the_script_asks_for_is_kept(tmp_path):
+    """The user's choice: --resume_from_checkpoint OUT/checkpoint-2 while the decision
+    takes checkpoint-4; checked complete by the bash library, kept, one line."""
+    out, text = asking_for_checkpoint_2(tmp_path, lambda out: tag_log_history(out / "checkpoint-2"))
+    own = out / "checkpoint-2"
     assert (
         f"⚠️ the script's resume_from_checkpoint '{own}' differs from the decision "
         f"'{out / 'checkpoint-4'}'; keeping the script's"
@@ -118,28 +125,22 @@ def test_an_older_complete_checkpoint_the_script_asks_for_is_kept(tmp_path):
     assert state(out / f"checkpoint-{MAX_STEPS}")["global_step"] == MAX_STEPS
 
 
-def test_an_older_checkpoint_the_trainer_failed_to_load_is_replaced(tmp_path):
-    """--resume_from_checkpoint OUT/checkpoint-2, which has a failed-load record: the bash
-    library refuses it (the record's reason), so the decision's checkpoint-4 is used."""
-    work = tmp_path / "work dir"
-    work.mkdir()
-    out = work / "out"
-    cmd = command(out, True, True)
-    env = env_for(out)
-    first = work / "segment-1.log"
-    assert segment(cmd, work, env, first, kill_after=out / "checkpoint-4") == "killed"
-    own, chosen = out / "checkpoint-2", out / "checkpoint-4"
+def record_failed_load_of_checkpoint_2(out):
     failed = out / ".train-resume" / "failed"
     failed.mkdir(parents=True)
     (failed / "checkpoint-2").write_text("RuntimeError: a test record\n")
-    tag_log_history(chosen)
-    log = work / "segment-2.log"
-    status = segment([*cmd, "--resume_from_checkpoint", own], work, env, log)
-    text = log.read_text()
-    assert status == 0, text[-4000:]
+    tag_log_history(out / "checkpoint-4")
+
+
+def test_an_older_checkpoint_the_trainer_failed_to_load_is_replaced(tmp_path):
+    """--resume_from_checkpoint OUT/checkpoint-2, which has a failed-load record: the bash
+    library refuses it (the record's reason), so the decision's checkpoint-4 is used."""
+    out, text = asking_for_checkpoint_2(tmp_path, record_failed_load_of_checkpoint_2)
+    own, chosen = out / "checkpoint-2", out / "checkpoint-4"
+    record = out / ".train-resume" / "failed" / "checkpoint-2"
     assert (
         f"⚠️ the script's resume_from_checkpoint '{own}' cannot be used (the trainer failed "
-        f"to load it: RuntimeError: a test record (recorded in {failed / 'checkpoint-2'}; "
+        f"to load it: RuntimeError: a test record (recorded in {record}; "
         f"--forget-failed clears it)); resuming from {chosen} instead"
     ) in text
     assert_resumed(out / f"checkpoint-{MAX_STEPS}", chosen)
