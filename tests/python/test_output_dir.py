@@ -62,6 +62,19 @@ def assert_resumed(final, chosen):
     assert [row.get(TAG) for row in rows] == [chosen.name] * at + [None] * (len(rows) - at)
 
 
+def decision_checkpoint(out, env):
+    """The checkpoint the decision for OUT takes now: the newest complete one (on a loaded
+    machine the kill may come after the next save began, or even ended)."""
+    done = subprocess.run(
+        [str(TRAIN_RESUME), "-o", str(out), "--explain", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Path(json.loads(done.stdout)["checkpoint"])
+
+
 def trainer_command(launcher, *args):
     if launcher == "torchrun":
         run = [BIN / "torchrun", "--nproc_per_node", "2", "--master_port", free_port()]
@@ -97,7 +110,7 @@ def test_the_trainer_whose_output_dir_holds_the_checkpoints_resumes_them(case, t
     assert f"output_dir {out} is not the dir the decision was made for ({decided})" in lines[0]
     assert f"holds no checkpoint: a new run for {out}" in lines[0]
 
-    chosen = out / "checkpoint-2"
+    chosen = decision_checkpoint(out, env)
     run_id = stored_run_id(chosen)
     tag_log_history(chosen)
     status = segment(cmd, work, env, second)
@@ -174,7 +187,7 @@ def test_a_two_stage_script_resumes_the_main_trainer_not_stage_1(tmp_path):
     assert segment(cmd, work, env, first, kill_after=out / "checkpoint-2") == "killed"
     stage1 = out / "stage1"
     assert state(stage1 / "checkpoint-2")["global_step"] == 2
-    chosen = out / "checkpoint-2"
+    chosen = decision_checkpoint(out, env)
     main_id, stage1_id = stored_run_id(chosen), stored_run_id(stage1 / "checkpoint-2")
     assert main_id != stage1_id  # each dir's own W&B run, from the first segment on
     tag_log_history(chosen)

@@ -26,7 +26,7 @@ from conftest import ROOT, TRAIN_RESUME
 
 pytest.importorskip("transformers")
 from test_launchers import segment, state, stored_run_id, tag_log_history, wandb_run_ids  # noqa: E402
-from test_output_dir import assert_resumed, env_for, loss_rows  # noqa: E402
+from test_output_dir import assert_resumed, decision_checkpoint, env_for, loss_rows  # noqa: E402
 
 SHAPES = Path(__file__).with_name("shapes")
 HOOKED = "import sys; print('train_resume.hook' in sys.modules)"
@@ -98,7 +98,7 @@ def test_a_run_script_that_overwrites_pythonpath(trainer_env, tmp_path):
     env = env_for(out, PYTHON=venv / "bin" / "python")
     first, second = work / "segment-1.log", work / "segment-2.log"
     assert segment(cmd, work, env, first, kill_after=out / "checkpoint-2") == "killed"
-    chosen = out / "checkpoint-2"
+    chosen = decision_checkpoint(out, env)
     run_id = stored_run_id(chosen) if how != "absent" else None
     tag_log_history(chosen)
     status = segment(cmd, work, env, second)

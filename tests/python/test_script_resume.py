@@ -13,6 +13,8 @@ process tree once a checkpoint is complete, the same command again.
   decision's checkpoint, saying so (no failed load, no crash loop).
 """
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,9 +70,21 @@ def test_a_script_with_its_own_resume_logic_starts_then_resumes_the_right_checkp
     assert status == "killed", text[-4000:]  # a new run started, and saved
     assert "is not the dir the decision" not in text
 
-    chosen = out / "checkpoint-2"
     if newest == "half-written":
         (out / "checkpoint-4" / "trainer_state.json").unlink()  # HF writes it last
+    # What the decision takes (a loaded machine may have let the next save begin before
+    # the kill: then a half-written newer folder is there too), and what the script's
+    # get_last_checkpoint will pass (the highest checkpoint-N folder, complete or not).
+    decision = subprocess.run(
+        [str(c) for c in [TRAIN_RESUME, "-o", out, "--explain", "--json"]],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    chosen = Path(json.loads(decision.stdout)["checkpoint"])
+    pick = max(out.glob("checkpoint-*"), key=lambda p: int(p.name[11:]))
+    if newest == "half-written":
+        assert chosen == out / "checkpoint-2" and pick != chosen
     run_id = stored_run_id(chosen)
     tag_log_history(chosen)
     status = segment(cmd, work, env, second)
@@ -82,14 +96,14 @@ def test_a_script_with_its_own_resume_logic_starts_then_resumes_the_right_checkp
     assert not (out / ".train-resume" / "failed").exists()
     if overwrite:  # the script passes None: the hook hands the decision's checkpoint
         assert f"▶ handing off: resume from {chosen}, W&B run {run_id}" in text
-    elif newest == "half-written":  # the script asks for checkpoint-4 itself
+    elif pick != chosen:  # the script asks for a newer, half-written one itself
         assert (
-            f"⚠️ the script's resume_from_checkpoint '{out / 'checkpoint-4'}' is newer than "
-            "the decision's checkpoint-2, so the decision passed it over (incomplete, or the "
-            f"trainer failed to load it: train-resume -o {out} --explain says why); resuming "
-            f"from {chosen} instead"
+            f"⚠️ the script's resume_from_checkpoint '{pick}' is newer than the decision's "
+            f"{chosen.name}, so the decision passed it over (incomplete, or the trainer "
+            f"failed to load it: train-resume -o {out} --explain says why); resuming from "
+            f"{chosen} instead"
         ) in text
-    else:  # the script asks for checkpoint-2, the decision's: nothing to say
+    else:  # the script asks for the decision's own: nothing to say
         assert "handing off" not in text and "resume_from_checkpoint" not in text
     assert "❌" not in text
 
