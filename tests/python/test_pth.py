@@ -71,7 +71,8 @@ def test_the_pth_installs_the_hook_only_while_a_decision_is_in_force(trainer_env
     base = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
 
     def hooked(**env):
-        done = subprocess.run(python, env={**base, **env}, capture_output=True, text=True)
+        env = {**base, **env}
+        done = subprocess.run(python, cwd=tmp_path, env=env, capture_output=True, text=True)
         assert done.returncode == 0 and not done.stderr, done.stderr
         return done.stdout.strip()
 
@@ -119,3 +120,25 @@ def test_a_run_script_that_overwrites_pythonpath(trainer_env, tmp_path):
     ids = wandb_run_ids(out)
     assert len(ids) == 2 and ids[0] == ids[1]
     assert f"export WANDB_RUN_ID={ids[0]}" in text and "export WANDB_RESUME=must" in text
+
+
+def test_the_hook_finds_the_bash_library_of_its_install(trainer_env):
+    """What the hook runs to decide for another dir: beside the imported package (an
+    editable install's clone), else in the installed data files (pip install .)."""
+    how, venv = trainer_env
+    if how == "absent":
+        pytest.skip("no package, no hook")
+    done = subprocess.run(
+        [venv / "bin" / "python", "-c", "from train_resume import hook; print(hook._library())"],
+        cwd=venv,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    if how == "pip install .":
+        assert done.stdout.strip() == str(
+            venv / "share" / "train-resume" / "lib" / "wandb_resume.sh"
+        )
+    else:
+        assert done.stdout.strip() == str(venv.parent / "src" / "lib" / "wandb_resume.sh")

@@ -409,3 +409,44 @@ def test_python_i_loads_the_hand_off_through_the_pth_of_an_installed_package(wor
     assert result.stderr == ""
     seen = json.loads(result.stdout)
     assert seen["hook"] == "_Hook" and seen["sitecustomize"] is None
+
+
+LIBRARY = "from train_resume import hook; print(hook._library())"
+
+
+def test_the_hook_finds_the_bash_library_through_train_resume_on_path_last(work):
+    """A copy of the package alone (no lib/ beside it, no installed data files): the
+    library is the one `train-resume --lib` prints; with no train-resume either, none."""
+    shutil.copytree(ROOT / "train_resume", work / "pkg" / "train_resume")
+    env = {"PYTHONPATH": str(work / "pkg"), "HOME": str(work)}
+    found = run([sys.executable, "-c", LIBRARY], work, PATH=f"{ROOT / 'bin'}:/usr/bin:/bin", **env)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == str(ROOT / "lib" / "wandb_resume.sh")
+    none = run([sys.executable, "-c", LIBRARY], work, PATH="/usr/bin:/bin", **env)
+    assert none.stdout.strip() == "None"
+
+
+def test_a_trainer_on_another_dir_without_the_library_stops_before_training(work):
+    """The decision for the Trainer's own dir cannot be made: a DecisionError naming both
+    dirs, never a fresh start over its checkpoints."""
+    shutil.copytree(ROOT / "train_resume", work / "pkg" / "train_resume")
+    args = f"types.SimpleNamespace(output_dir={str(work / 'real')!r})"
+    script = (
+        "import types\nfrom train_resume import hook\n"
+        f"trainer = types.SimpleNamespace(args={args})\n"
+        "print(hook._plan_for(trainer).error)\n"
+    )
+    done = run(
+        [sys.executable, "-c", script],
+        work,
+        PYTHONPATH=str(work / "pkg"),
+        PATH="/usr/bin:/bin",
+        TRAIN_RESUME_OUTPUT_DIR=work / "decided",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"❌ this Trainer's output_dir {work / 'real'} is not the dir the decision was made for "
+        f"({work / 'decided'}), and the decision for {work / 'real'} failed: cannot find "
+        "train-resume's bash library (lib/wandb_resume.sh). Stopped before training, so that "
+        "no new run starts over its checkpoints"
+    )
