@@ -426,27 +426,48 @@ def test_the_hook_finds_the_bash_library_through_train_resume_on_path_last(work)
     assert none.stdout.strip() == "None"
 
 
-def test_a_trainer_on_another_dir_without_the_library_stops_before_training(work):
-    """The decision for the Trainer's own dir cannot be made: a DecisionError naming both
-    dirs, never a fresh start over its checkpoints."""
-    shutil.copytree(ROOT / "train_resume", work / "pkg" / "train_resume")
-    args = f"types.SimpleNamespace(output_dir={str(work / 'real')!r})"
+def plan_error(work, real, **env):
+    """hook._plan_for for a Trainer whose output_dir is REAL, in a fresh interpreter with
+    ENV: its error, and that interpreter's stderr."""
+    args = f"types.SimpleNamespace(output_dir={str(real)!r})"
     script = (
         "import types\nfrom train_resume import hook\n"
         f"trainer = types.SimpleNamespace(args={args})\n"
         "print(hook._plan_for(trainer).error)\n"
     )
-    done = run(
-        [sys.executable, "-c", script],
+    done = run([sys.executable, "-c", script], work, **env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip(), done.stderr
+
+
+def test_a_trainer_on_another_dir_without_the_library_stops_before_training(work):
+    """The decision for the Trainer's own dir cannot be made: a DecisionError naming both
+    dirs, never a fresh start over its checkpoints."""
+    shutil.copytree(ROOT / "train_resume", work / "pkg" / "train_resume")
+    error, _ = plan_error(
         work,
-        PYTHONPATH=str(work / "pkg"),
+        work / "real",
+        PYTHONPATH=work / "pkg",
         PATH="/usr/bin:/bin",
         TRAIN_RESUME_OUTPUT_DIR=work / "decided",
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (
+    assert error == (
         f"❌ this Trainer's output_dir {work / 'real'} is not the dir the decision was made for "
         f"({work / 'decided'}), and the decision for {work / 'real'} failed: cannot find "
         "train-resume's bash library (lib/wandb_resume.sh). Stopped before training, so that "
         "no new run starts over its checkpoints"
     )
+
+
+def test_a_trainer_on_another_dir_whose_decision_fails_stops_before_training(work):
+    """The Trainer's own dir holds checkpoint-N folders, none complete: the bash library
+    refuses (exit 1, its reasons on stderr), and the Trainer gets a DecisionError."""
+    (work / "real" / "checkpoint-2").mkdir(parents=True)
+    (work / "real" / "checkpoint-2" / "model.safetensors").write_bytes(b"")
+    error, stderr = plan_error(work, work / "real", TRAIN_RESUME_OUTPUT_DIR=work / "decided")
+    assert error == (
+        f"❌ this Trainer's output_dir {work / 'real'} is not the dir the decision was made for "
+        f"({work / 'decided'}), and the decision for {work / 'real'} failed (exit 1, above). "
+        "Stopped before training, so that no new run starts over its checkpoints"
+    )
+    assert f"1 checkpoint-N folder(s) in {work / 'real'}, none complete:" in stderr
