@@ -110,7 +110,8 @@ On a resume and a new run: TRAIN_RESUME_OUTPUT_DIR=<absolute output dir>.
 With --wandb-rewind and a recorded step: WANDB_RESUME_FROM=<id>?_step=<n>,
 WANDB_RESUME unset.
 Resume without a run id: WANDB_RESUME=allow (and the checkpoint).
-New run: WANDB_RESUME=allow; TRAIN_RESUME_* unset; WANDB_RUN_ID not set by us.
+New run: WANDB_RESUME=allow; TRAIN_RESUME_CHECKPOINT and TRAIN_RESUME_RUN_ID_SOURCE
+unset; WANDB_RUN_ID not set by us.
 Always: PYTHONPATH=<root>/train_resume/bootstrap:<root>:... (the hand-off).
 
 The hand-off: every Python process COMMAND starts (python, torchrun, accelerate,
