@@ -29,7 +29,7 @@ $(VENV)/.dev-stamp: requirements/dev.txt
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements/dev.txt
 	@touch $@
 
-$(VENV)/.ml-stamp: requirements/ml.txt requirements/constraints.txt $(VENV)/.dev-stamp
+$(VENV)/.ml-stamp: requirements/ml.txt requirements/constraints.txt pyproject.toml setup.py train_resume/bootstrap/train-resume.pth $(VENV)/.dev-stamp
 	@echo "== ML stack (torch CPU, wandb, transformers, trl, ...) into $(VENV): about a minute, once"
 	@$(VENV)/bin/pip install -q --disable-pip-version-check torch==2.13.0
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c requirements/constraints.txt -r requirements/ml.txt

@@ -113,6 +113,7 @@ def main():
     print_unrecorded_cost(trees, runs)
     print_source_cost(runs)
     print_bootstrap_cost(runs)
+    print_pth_cost(runs)
     print_weights_cost(runs)
 
 
@@ -208,6 +209,16 @@ def print_source_cost(runs):
     print(line)
 
 
+def interleaved(cmd, env_a, env_b, n):
+    """Median wall times (s) of CMD under ENV_A and under ENV_B, N runs each, interleaved
+    (so that a change in the machine's load weighs on both alike)."""
+    a, b = [], []
+    for _ in range(n):
+        a.append(measure(cmd, 1, env_a)[0])
+        b.append(measure(cmd, 1, env_b)[0])
+    return statistics.median(a), statistics.median(b)
+
+
 def print_bootstrap_cost(runs, loops=20):
     """What the Python hand-off costs a process that never imports transformers:
     `python -c pass` without and with the bootstrap on PYTHONPATH (as a decision puts it,
@@ -215,17 +226,51 @@ def print_bootstrap_cost(runs, loops=20):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAIN_RESUME_", "PYTHON"))}
     with_boot = dict(env, TRAIN_RESUME_CHECKPOINT="/nowhere/checkpoint-2")
     with_boot["PYTHONPATH"] = f"{ROOT / 'train_resume' / 'bootstrap'}{os.pathsep}{ROOT}"
-    cmd = [sys.executable, "-c", "pass"]
     n = max(runs, loops)
-    bare, boot = [], []
-    for _ in range(n):
-        bare.append(measure(cmd, 1, env)[0])
-        boot.append(measure(cmd, 1, with_boot)[0])
-    bare_t, boot_t = statistics.median(bare), statistics.median(boot)
+    bare_t, boot_t = interleaved([sys.executable, "-c", "pass"], env, with_boot, n)
     print(
         f"python -c pass: {bare_t * 1000:.1f} ms; with the bootstrap (train_resume/bootstrap "
         f"first on PYTHONPATH): {boot_t * 1000:.1f} ms (+{(boot_t - bare_t) * 1000:.1f} ms; "
         f"median of {n} each)"
+    )
+
+
+def print_pth_cost(runs, loops=20):
+    """What train-resume.pth (site-packages of an env where train-resume is installed)
+    costs every interpreter of that env: the line site runs, timed in-process with no
+    decision in force; and `python -c pass` with the hand-off made through it (a decision
+    in force, PYTHONPATH without the bootstrap) against none, medians, interleaved."""
+    import sysconfig
+
+    pth = Path(sysconfig.get_path("purelib")) / "train-resume.pth"
+    if not pth.exists():
+        print(f"train-resume.pth: not installed in {sys.prefix} (make venv-ml installs it)")
+        return
+    line = pth.read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAIN_RESUME_", "PYTHON"))}
+    # As site runs it: exec(line), compiling it each time.
+    inert = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, timeit; print(min(timeit.repeat('exec(line)', globals={'line': "
+            "sys.argv[1]}, number=20000, repeat=5)) / 20000)",
+            line,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    per_start = float(inert.stdout) * 1e6
+    in_force = dict(env, TRAIN_RESUME_OUTPUT_DIR="/nowhere/out")
+    n = max(runs, loops)
+    bare_t, hooked_t = interleaved([sys.executable, "-c", "pass"], env, in_force, n)
+    print(
+        f"train-resume.pth, no decision in force: {per_start:.1f} us a start (the line, as "
+        f"site runs it: exec, in-process); python -c pass with the hand-off through it "
+        f"(decision in force, no bootstrap on PYTHONPATH): {hooked_t * 1000:.1f} ms against "
+        f"{bare_t * 1000:.1f} ms (+{(hooked_t - bare_t) * 1000:.1f} ms; median of {n} each)"
     )
 
 

@@ -5,7 +5,7 @@
 #
 # Source it from a job script (it changes nothing in your shell until you call it):
 #
-#   source /opt/train-resume/lib/wandb_resume.sh
+#   source "$(train-resume --lib)"                  # its path, for every install
 #   wandb_resume::configure --output-dir "$OUT"     # decides, logs, exports
 #
 # This file is the one to source: it holds the load guard, the version and the
@@ -149,7 +149,7 @@ source "$_WANDB_RESUME_LIB/sync.bash" || wandb_resume::_loaded 1 || return 1
 # Globals: reads RESUME_FROM_CHECKPOINT_DIR, WANDB_RESUME_SOURCES,
 #   WANDB_RESUME_MODE, WANDB_RESUME_LANG, WANDB_DIR, WANDB_RUN_ID, LANG, LC_ALL;
 #   exports WANDB_RUN_ID, WANDB_RESUME, TRAIN_RESUME_CHECKPOINT,
-#   TRAIN_RESUME_RUN_ID_SOURCE.
+#   TRAIN_RESUME_RUN_ID_SOURCE, TRAIN_RESUME_OUTPUT_DIR.
 #######################################
 wandb_resume::configure() {
   wandb_resume::_guest wandb_resume::_configure library "$@"

@@ -191,3 +191,23 @@ setup() {
   run cat "$WORK/log"
   assert_line --partial "would export PYTHONPATH=$ROOT/train_resume/bootstrap:$ROOT:/x"
 }
+
+@test "TRAIN_RESUME_OUTPUT_DIR is the absolute output dir, on a resume and on a new run" {
+  cp -R "$FIXTURES/trl-run" "$OUT"
+  cd "$WORK" || return 1
+  wandb_resume::configure -o out/ 2>"$WORK/log"
+  assert_equal "$TRAIN_RESUME_OUTPUT_DIR" "$OUT"
+  run cat "$WORK/log"
+  assert_line "train-resume: 🔧 export TRAIN_RESUME_OUTPUT_DIR=$OUT"
+  wandb_resume::configure -o ./fresh 2>/dev/null
+  assert_equal "$TRAIN_RESUME_OUTPUT_DIR" "$WORK/fresh"
+  assert [ -z "${TRAIN_RESUME_CHECKPOINT+set}" ]
+}
+
+@test "a decision without an output dir (--checkpoint none alone) unsets TRAIN_RESUME_OUTPUT_DIR" {
+  export TRAIN_RESUME_OUTPUT_DIR=/an/earlier/one
+  wandb_resume::configure --checkpoint none 2>"$WORK/log"
+  assert [ -z "${TRAIN_RESUME_OUTPUT_DIR+set}" ]
+  run cat "$WORK/log"
+  assert_line 'train-resume: 🔧 unset TRAIN_RESUME_OUTPUT_DIR (no output dir)'
+}

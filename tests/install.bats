@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
-# Installing: `pip install .` into a fresh venv, `make install PREFIX=`, one version
-# everywhere, and a `make help` that lists every target. Everything is written under
-# $BATS_TEST_TMPDIR (the pip test builds from a copy of the tree, not in the repo).
+# Installing: `pip install .` and `pip install -e .` into a fresh venv, `make install
+# PREFIX=`, pipx and `uv tool install` (when they can be installed here), one version
+# everywhere, `train-resume --lib` for each, and a `make help` that lists every target.
+# Everything is written under $BATS_TEST_TMPDIR (pip builds from a copy of the tree, not
+# in the repo).
 # shellcheck disable=SC2016 # single-quoted scripts are expanded by the inner shell
 bats_require_minimum_version 1.5.0
 
@@ -14,16 +16,29 @@ setup() {
 copy_source() {
   mkdir -p "$1"
   cp -r "$ROOT/bin" "$ROOT/lib" "$ROOT/train_resume" "$ROOT/pyproject.toml" \
-    "$ROOT/README.md" "$1/"
+    "$ROOT/setup.py" "$ROOT/README.md" "$1/"
   find "$1" -name __pycache__ -prune -exec rm -rf {} +
 }
 
-# A fresh venv at VENV_DIR with train-resume pip-installed from a copy of the tree.
-# Arguments: VENV_DIR
+# A fresh venv at VENV_DIR with train-resume pip-installed from a copy of the tree
+# (PIP_FLAGS: e.g. -e for an editable install). Arguments: VENV_DIR
 pip_install() {
   copy_source "$BATS_TEST_TMPDIR/src"
   python3 -m venv "$1"
-  "$1/bin/pip" install -q --disable-pip-version-check "$BATS_TEST_TMPDIR/src"
+  # shellcheck disable=SC2086 # PIP_FLAGS holds words
+  "$1/bin/pip" install -q --disable-pip-version-check ${PIP_FLAGS:-} "$BATS_TEST_TMPDIR/src"
+}
+
+# `source "$(TRAIN_RESUME --lib)"` in a job script decides, from another cwd, with
+# TRAIN_RESUME run by its full path and PATH holding only the system.
+# Arguments: TRAIN_RESUME EXPECTED_LIB
+assert_lib_sources() {
+  make_state "$OUT/checkpoint-2" 2
+  run -0 --separate-stderr env PATH=/usr/bin:/bin "$1" --lib
+  assert_output "$2"
+  run -0 --separate-stderr env PATH=/usr/bin:/bin bash -c 'cd / && source "$("$1" --lib)" &&
+    wandb_resume::configure -o "$2" -q && printf "%s\n" "$TRAIN_RESUME_CHECKPOINT"' _ "$1" "$OUT"
+  assert_output "$OUT/checkpoint-2"
 }
 
 @test "pip install . puts train-resume on the venv's PATH, with its library and the Python package" {
@@ -48,6 +63,82 @@ pip_install() {
   run -0 --separate-stderr env -u PYTHONPATH PATH="$venv/bin:/usr/bin:/bin" train-resume -q \
     -o "$OUT" -- "$venv/bin/python" -c 'import sys; print(sys.modules["train_resume.hook"].__file__)'
   assert_output "$venv/share/train-resume/train_resume/hook.py"
+}
+
+@test "pip install -e . gives a working train-resume, --lib and decision (the clone found through the package)" {
+  local venv=$BATS_TEST_TMPDIR/venv
+  PIP_FLAGS=-e pip_install "$venv"
+  assert [ ! -e "$venv/share/train-resume" ] # an editable install copies no data files
+  run -0 --separate-stderr env PATH="$venv/bin:/usr/bin:/bin" train-resume --version
+  assert_output "$("$TR" --version)"
+  assert_lib_sources "$venv/bin/train-resume" "$BATS_TEST_TMPDIR/src/lib/wandb_resume.sh"
+  run -0 --separate-stderr env PATH="$venv/bin:/usr/bin:/bin" train-resume -o "$OUT" --explain --json
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  # The hand-off's .pth is in its site-packages too.
+  assert [ -f "$(echo "$venv"/lib/python*/site-packages/train-resume.pth)" ]
+}
+
+@test "an install whose library is gone is a clear error, not bash's" {
+  local venv=$BATS_TEST_TMPDIR/venv
+  PIP_FLAGS=-e pip_install "$venv"
+  rm -r "$BATS_TEST_TMPDIR/src/lib"
+  run -1 --separate-stderr "$venv/bin/train-resume" --version
+  assert_stderr --partial "train-resume: error: cannot find the bash library (lib/wandb_resume.sh) beside $venv/bin"
+  refute_stderr --partial 'No such file or directory'
+}
+
+@test "train-resume --lib from a clone is the clone's library, and sourcing it decides" {
+  assert_lib_sources "$TR" "$ROOT/lib/wandb_resume.sh"
+  ln -s "$TR" "$WORK/tr-link"
+  run -0 "$WORK/tr-link" --lib
+  assert_output "$ROOT/lib/wandb_resume.sh"
+}
+
+@test "train-resume --lib after pip install . is the library under share/, and sourcing it decides" {
+  local venv=$BATS_TEST_TMPDIR/venv
+  pip_install "$venv"
+  assert_lib_sources "$venv/bin/train-resume" "$venv/share/train-resume/lib/wandb_resume.sh"
+}
+
+@test "train-resume --lib after make install is the library under PREFIX/lib/train-resume" {
+  run -0 make -C "$ROOT" install PREFIX="$WORK/prefix" DESTDIR=
+  assert_lib_sources "$WORK/prefix/bin/train-resume" \
+    "$WORK/prefix/lib/train-resume/lib/wandb_resume.sh"
+}
+
+# A tool (pipx or uv) installed into a venv of its own, or a skip saying why not.
+# Arguments: TOOL. Sets: tool (its path).
+tool_venv() {
+  local venv=$BATS_TEST_TMPDIR/$1-venv
+  if ! python3 -m venv "$venv" ||
+    ! "$venv/bin/pip" install -q --disable-pip-version-check "$1" >"$BATS_TEST_TMPDIR/$1.log" 2>&1; then
+    skip "$1 cannot be installed here: $(tail -n 1 "$BATS_TEST_TMPDIR/$1.log")"
+  fi
+  tool=$venv/bin/$1
+}
+
+@test "train-resume --lib after pipx install (a symlink into pipx's venv) is that venv's library" {
+  local tool
+  tool_venv pipx
+  copy_source "$BATS_TEST_TMPDIR/src"
+  export PIPX_HOME=$BATS_TEST_TMPDIR/pipx PIPX_BIN_DIR=$BATS_TEST_TMPDIR/pipx-bin
+  run -0 "$tool" install "$BATS_TEST_TMPDIR/src"
+  assert [ -L "$PIPX_BIN_DIR/train-resume" ]
+  assert_lib_sources "$PIPX_BIN_DIR/train-resume" \
+    "$PIPX_HOME/venvs/train-resume/share/train-resume/lib/wandb_resume.sh"
+}
+
+@test "train-resume --lib after uv tool install (a symlink into uv's tool venv) is that venv's library" {
+  local tool python
+  tool_venv uv
+  python=$(python3 -c 'import sys; print(sys.executable)')
+  copy_source "$BATS_TEST_TMPDIR/src"
+  export UV_TOOL_DIR=$BATS_TEST_TMPDIR/uv-tools UV_TOOL_BIN_DIR=$BATS_TEST_TMPDIR/uv-bin
+  export UV_CACHE_DIR=$BATS_TEST_TMPDIR/uv-cache
+  run -0 "$tool" tool install --python "$python" "$BATS_TEST_TMPDIR/src"
+  assert [ -L "$UV_TOOL_BIN_DIR/train-resume" ]
+  assert_lib_sources "$UV_TOOL_BIN_DIR/train-resume" \
+    "$UV_TOOL_DIR/train-resume/share/train-resume/lib/wandb_resume.sh"
 }
 
 @test "pip install prints nothing but pip's own lines" {

@@ -1,23 +1,37 @@
 """The hand-off: make every transformers Trainer of this process carry out the decision.
 
 activate() is the one place that decides how the hand-off happens; the bootstrap
-(train_resume/bootstrap/sitecustomize.py, in every Python process of a job) and
-``python -m train_resume`` both call it. It installs an import hook that patches
-``transformers.Trainer`` once ``transformers.trainer`` is imported (at once when it
-already is). Importing this module imports neither transformers nor wandb. The patched
-Trainer:
+(train_resume/bootstrap/sitecustomize.py, in every Python process of a job), the
+site-packages ``train-resume.pth`` of an installed package and ``python -m train_resume``
+all call it. It installs an import hook that patches ``transformers.Trainer`` once
+``transformers.trainer`` is imported (at once when it already is). Importing this module
+imports neither transformers nor wandb. The patched Trainer:
 
 - carries a WandbResumeCallback (train_resume.callback), unless it has one, or
   TRAIN_RESUME_CALLBACK=0 / ``python -m train_resume --no-callback``;
+- checks the decision where it is applied: at train(), the Trainer's real output_dir
+  (absolute, symlinks resolved) is compared with the dir the decision was made for
+  (TRAIN_RESUME_OUTPUT_DIR). The same dir: the decision's checkpoint. Another dir: that
+  Trainer is not handed the checkpoint; the bash library decides for its own dir (run
+  from here: Python never re-implements the decision), and the Trainer resumes or
+  starts per that decision, with the W&B variables of that decision set in this process
+  for its train() only (a W&B run started meanwhile is finished when it returns, so the
+  next Trainer does not log into it). Each output dir's decision is carried out by the
+  first train() on it; later ones on that dir are left alone;
 - resumes: ``train()`` with ``resume_from_checkpoint`` None (or True: "the latest")
-  gets TRAIN_RESUME_CHECKPOINT. A path given by the script wins (one line when it
-  differs from the decision); False is respected, with a warning. Only the first
-  train() of a process carries the decision;
-- has a safety net that runs first at train begin, before W&B starts: when
-  TRAIN_RESUME_CHECKPOINT is set and training begins at global_step 0 (it did not
-  resume, whatever the reason), it raises FreshStartError, so that a resumed W&B run
-  never gets a fresh trajectory. TRAIN_RESUME_ALLOW_FRESH_START=1 makes it a warning;
-- records a failed load: when train(resume_from_checkpoint=X) raises while loading X,
+  gets the checkpoint. A path given by the script wins (one line when it differs from
+  the decision), unless the decision passed it over (a checkpoint-N newer than the
+  chosen one in the same dir, or one the bash library finds unusable): then the
+  decision's checkpoint, saying so. False is respected, with a warning;
+- with several ranks (torch.distributed initialized, world > 1): rank 0's plan is
+  broadcast and every rank checks it can read the chosen checkpoint (one gather), so a
+  rank that cannot see it stops every rank with the same error, before training;
+- has a safety net that runs first at train begin, before W&B starts: when the Trainer
+  resumes a checkpoint and training begins at global_step 0 (it did not resume,
+  whatever the reason), it raises FreshStartError, so that a resumed W&B run never gets
+  a fresh trajectory. TRAIN_RESUME_ALLOW_FRESH_START=1 makes it a warning;
+- records a failed load: when train(resume_from_checkpoint=X) raises while loading X
+  (deterministically: train_resume.failures tells a transient I/O error apart),
   it writes ``<dir of X>/.train-resume/failed/<name of X>`` (one line ``Type: message``;
   the bash side passes that checkpoint over next time) and re-raises.
 """
@@ -39,13 +53,30 @@ LOAD_FUNCTIONS = frozenset(
     }
 )
 _settings = {"callback": True}
-# Once a Trainer of this process has begun from the checkpoint (or was allowed to start
-# fresh), the decision is carried out: later Trainers are left alone.
-_done = {"settled": False}
+# The real output dirs whose decision a train() of this process has carried out: later
+# Trainers on those dirs are left alone (a second train() on a dir this process wrote
+# must not "resume" its own new checkpoints).
+_settled = set()
+# The bash library, found once (see _library).
+_found = {}
+# What a decision exports (export.bash): set for another dir's train(), put back after.
+DECISION_VARIABLES = (
+    "TRAIN_RESUME_OUTPUT_DIR",
+    "TRAIN_RESUME_CHECKPOINT",
+    "TRAIN_RESUME_RUN_ID_SOURCE",
+    "WANDB_RUN_ID",
+    "WANDB_RESUME",
+    "WANDB_RESUME_FROM",
+)
 
 
 class FreshStartError(RuntimeError):
     """Training was about to start at step 0 while the job resumes from a checkpoint."""
+
+
+class DecisionError(RuntimeError):
+    """The decision cannot be applied to this Trainer (the decision for its output dir
+    failed, or not every rank can read the chosen checkpoint): stopped before training."""
 
 
 def _log(message):
@@ -61,10 +92,264 @@ def _same_path(a, b):
     return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
 
 
-def _resume_arg(trainer, value):
-    """The resume_from_checkpoint that train() runs with; logs what was decided."""
+def _real(path):
+    """PATH absolute (against this process's cwd, as the Trainer uses it), symlinks resolved."""
+    return os.path.realpath(os.path.abspath(os.fspath(path)))
+
+
+def _in_force():
+    """Is a decision in force in this process (one of its exports is set)?"""
+    env = os.environ
+    return bool(env.get("TRAIN_RESUME_OUTPUT_DIR") or env.get("TRAIN_RESUME_CHECKPOINT"))
+
+
+def _decision_dir():
+    """The dir the job's decision was made for (an older library exported only the
+    checkpoint: its parent)."""
+    out = os.environ.get("TRAIN_RESUME_OUTPUT_DIR")
+    if out:
+        return out
     checkpoint = os.environ.get("TRAIN_RESUME_CHECKPOINT")
-    if not checkpoint or _done["settled"]:
+    return os.path.dirname(os.path.abspath(checkpoint).rstrip(os.sep)) if checkpoint else None
+
+
+class _Plan:
+    """What one train() does under the decision: DIR is the Trainer's real output dir,
+    CHECKPOINT the one it resumes (None: a new run), ENV the decision variables set for
+    its train() (None: the job's, as they are), ERROR a reason to stop before training."""
+
+    def __init__(self, out, checkpoint=None, env=None, error=None):
+        self.dir, self.checkpoint, self.env, self.error = out, checkpoint, env, error
+
+
+def _library():
+    """The bash library's path (None when not found), found once: beside the package this
+    hook was imported from (a clone, make install, the copy pip puts in
+    <env>/share/train-resume, an editable install's clone), in the installed data files
+    (<env>/share/train-resume), then `train-resume --lib` on PATH."""
+    if "lib" in _found:
+        return _found["lib"]
+    import sysconfig
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates = [os.path.join(here, "lib", "wandb_resume.sh")]
+    for scheme in (sysconfig.get_default_scheme(), f"{os.name}_user"):
+        try:
+            data = sysconfig.get_path("data", scheme)
+        except KeyError:
+            continue
+        candidates.append(os.path.join(data, "share", "train-resume", "lib", "wandb_resume.sh"))
+    found = next((c for c in candidates if os.path.isfile(c)), None)
+    if found is None:
+        import subprocess
+
+        try:
+            done = subprocess.run(
+                ["train-resume", "--lib"], capture_output=True, text=True, timeout=60
+            )
+            path = done.stdout.strip()
+            found = path if done.returncode == 0 and os.path.isfile(path) else None
+        except (OSError, subprocess.SubprocessError):
+            found = None
+    _found["lib"] = found
+    return found
+
+
+def _job_environment():
+    """The environment of a decision made from here: the job's, less what the job's
+    decision exported (its run id only when the decision found it: a WANDB_RUN_ID the
+    user set, source env, stays)."""
+    env = dict(os.environ)
+    own_id = os.environ.get("TRAIN_RESUME_RUN_ID_SOURCE") not in (None, "", "env")
+    for name in (*DECISION_VARIABLES, "RESUME_FROM_CHECKPOINT_DIR"):
+        if name != "WANDB_RUN_ID" or own_id:
+            env.pop(name, None)
+    return env
+
+
+def _run_library(*options):
+    """Run `wandb_resume::configure --explain --json OPTIONS` with the bash library, in
+    the job's environment (_job_environment). Returns (status, decision or None, logs)."""
+    lib = _library()
+    if lib is None:
+        return None, None, "cannot find train-resume's bash library (lib/wandb_resume.sh)"
+    import json
+    import subprocess
+
+    script = 'source "$1" && shift && wandb_resume::configure --explain --json "$@"'
+    try:
+        done = subprocess.run(
+            ["bash", "-c", script, "train-resume", lib, *options],
+            env=_job_environment(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, None, f"cannot run bash with {lib}: {exc}"
+    decision = None
+    if done.returncode == 0:
+        try:
+            decision = json.loads(done.stdout)
+        except ValueError:
+            return None, None, f"{lib} printed no decision: {done.stdout[:200]!r}"
+    return done.returncode, decision, done.stderr
+
+
+def _decide_for(out, decided_for):
+    """The plan of a Trainer whose real output dir OUT is not the dir the job's decision
+    was made for (DECIDED_FOR, or None): the bash library decides for OUT."""
+    status, decision, logs = _run_library("-o", out)
+    if decision is None:
+        sys.stderr.write(logs if logs.endswith("\n") or not logs else logs + "\n")
+        return _Plan(
+            out,
+            error=(
+                f"❌ this Trainer's output_dir {out} is not the dir the decision was made for "
+                f"({decided_for}), and the decision for {out} failed"
+                + (f" (exit {status}, above)" if status is not None else f": {logs}")
+                + ". Stopped before training, so that no new run starts over its checkpoints"
+            ),
+        )
+    checkpoint = decision.get("checkpoint") if decision.get("mode") == "resume" else None
+    env = {
+        "TRAIN_RESUME_OUTPUT_DIR": out,
+        "TRAIN_RESUME_CHECKPOINT": checkpoint,
+        "TRAIN_RESUME_RUN_ID_SOURCE": decision.get("run_id_source"),
+        "WANDB_RUN_ID": decision.get("run_id") or _job_environment().get("WANDB_RUN_ID"),
+        "WANDB_RESUME": decision.get("wandb_resume"),
+        "WANDB_RESUME_FROM": decision.get("wandb_resume_from"),
+    }
+    if checkpoint is None:
+        _log(
+            f"⚠️ this Trainer's output_dir {out} is not the dir the decision was made for "
+            f"({decided_for}), and holds no checkpoint: a new run for {out}{_where()} "
+            f"(W&B: {'run ' + env['WANDB_RUN_ID'] if env['WANDB_RUN_ID'] else 'a new run'}, "
+            f"not the one of {decided_for})"
+        )
+    else:
+        _log(
+            f"⚠️ this Trainer's output_dir {out} is not the dir the decision was made for "
+            f"({decided_for}): decided for {out}{_where()}:"
+        )
+        sys.stderr.write(logs)
+        sys.stderr.flush()
+    return _Plan(out, checkpoint, env)
+
+
+def _plan_for(trainer, leader=True):
+    """The plan of TRAINER's train() (None: no decision in force, or its dir's decision
+    was carried out already). Only the LEADER runs the bash library; others get None
+    for a dir that needs it, and take rank 0's plan (_agree)."""
+    if not _in_force():
+        return None
+    out = _real(getattr(trainer.args, "output_dir", None) or os.curdir)
+    if out in _settled:
+        return None
+    decided_for = _decision_dir()
+    if decided_for is not None and _real(decided_for) == out:
+        return _Plan(out, os.environ.get("TRAIN_RESUME_CHECKPOINT") or None)
+    return _decide_for(out, decided_for) if leader else None
+
+
+def _distributed():
+    """torch.distributed when it is initialized with more than one rank, else None."""
+    dist = sys.modules.get("torch.distributed")
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return dist if dist.get_world_size() > 1 else None
+    except (RuntimeError, ValueError):
+        return None
+    return None
+
+
+def _visible(checkpoint):
+    """'' when this process can read CHECKPOINT's trainer_state.json, else why not."""
+    if checkpoint is None:
+        return ""
+    state = os.path.join(checkpoint, "trainer_state.json")
+    if not os.path.isdir(checkpoint):
+        return "no such directory" if not os.path.exists(checkpoint) else "not a directory"
+    return "" if os.access(state, os.R_OK) else "cannot read its trainer_state.json"
+
+
+def _agree(trainer):
+    """The plan of TRAINER's train(), the same on every rank: with several ranks, rank
+    0's plan is broadcast and each rank says whether it can read the chosen checkpoint
+    (one gather); a rank that cannot turns the plan into the same error on every rank."""
+    dist = _distributed() if _in_force() else None
+    if dist is None:
+        return _plan_for(trainer)
+    import socket
+
+    rank = dist.get_rank()
+    mine = _plan_for(trainer, leader=rank == 0)
+    box = [mine]
+    dist.broadcast_object_list(box, src=0)
+    plan = box[0]
+    if plan is None or plan.error:
+        return plan
+    seen = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, (rank, socket.gethostname(), _visible(plan.checkpoint)))
+    blind = [(r, host, why) for r, host, why in seen if why]
+    if blind:
+        names = "; ".join(f"rank {r} on {host}: {why}" for r, host, why in blind)
+        plan.error = (
+            f"❌ not every rank can read {plan.checkpoint} ({names}): every rank must resume "
+            "the same checkpoint (a file system all nodes share). Stopped on every rank "
+            "before training"
+        )
+    return plan
+
+
+def _checkpoint_step(path):
+    """N of a folder named checkpoint-N (None for another name)."""
+    name = os.path.basename(os.fspath(path).rstrip(os.sep))
+    number = name[len("checkpoint-") :]
+    ok = name.startswith("checkpoint-") and number.isascii() and number.isdigit()
+    return int(number) if ok else None
+
+
+def _script_path(trainer, plan, value):
+    """The script passed VALUE (a path) while the plan resumes plan.checkpoint: keep the
+    script's, unless the decision passed it over. Returns the path train() gets."""
+    checkpoint, own = plan.checkpoint, os.fspath(value)
+    if _same_path(own, checkpoint):
+        trainer._train_resume_how = f"the trainer did not load {checkpoint}"
+        return value
+    reason = None
+    if _real(os.path.dirname(_real(own))) == plan.dir:
+        mine, chosen = _checkpoint_step(_real(own)), _checkpoint_step(checkpoint)
+        if mine is not None and chosen is not None and mine > chosen:
+            reason = (
+                f"is newer than the decision's {os.path.basename(checkpoint)}, so the "
+                "decision passed it over (incomplete, or the trainer failed to load it: "
+                f"train-resume -o {plan.dir} --explain says why)"
+            )
+        else:  # the bash library checks it, as it would an explicit --checkpoint
+            status, _, logs = _run_library("-q", "-o", plan.dir, "-c", _real(own))
+            if status == 1:
+                why = logs.strip().splitlines()[-1] if logs.strip() else "exit 1"
+                reason = f"cannot be used ({why.partition('cannot be used: ')[2] or why})"
+    if reason is not None:
+        _log(
+            f"⚠️ the script's resume_from_checkpoint {own!r} {reason}; resuming from "
+            f"{checkpoint} instead{_where()}"
+        )
+        trainer._train_resume_how = f"the trainer did not load {checkpoint}"
+        return checkpoint
+    trainer._train_resume_how = f"the script resumes from {own} itself"
+    _log(
+        f"⚠️ the script's resume_from_checkpoint {own!r} differs from the "
+        f"decision {checkpoint!r}; keeping the script's{_where()}"
+    )
+    return value
+
+
+def _resume_arg(trainer, plan, value):
+    """The resume_from_checkpoint that train() runs with; logs what was decided."""
+    checkpoint = plan.checkpoint if plan is not None else None
+    if not checkpoint:
         return value
     if value is False:
         trainer._train_resume_how = "the script called train(resume_from_checkpoint=False)"
@@ -82,13 +367,23 @@ def _resume_arg(trainer, value):
         )
         trainer._train_resume_how = f"the trainer did not load {checkpoint}"
         return checkpoint
-    trainer._train_resume_how = f"the script resumes from {os.fspath(value)} itself"
-    if not _same_path(value, checkpoint):
-        _log(
-            f"⚠️ the script's resume_from_checkpoint {os.fspath(value)!r} differs from the "
-            f"decision {checkpoint!r}; keeping the script's{_where()}"
-        )
-    return value
+    return _script_path(trainer, plan, value)
+
+
+def _set_environment(env):
+    """Set (None: unset) the variables of ENV; returns what was there before."""
+    before = {name: os.environ.get(name) for name in env}
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return before
+
+
+def _wandb_run():
+    wandb = sys.modules.get("wandb")
+    return getattr(wandb, "run", None) if wandb is not None else None
 
 
 def _failed_load(exc):
@@ -125,11 +420,13 @@ def _record_failed_load(checkpoint, exc):
 
 def _check_start(trainer, state):
     """The safety net, at train begin: refuse to start at step 0 while resuming."""
-    checkpoint = os.environ.get("TRAIN_RESUME_CHECKPOINT")
-    if not checkpoint or _done["settled"]:
-        return
-    if state.global_step > 0:
-        _done["settled"] = True
+    if not hasattr(trainer, "_train_resume_plan"):  # train() was not called
+        trainer._train_resume_plan = _plan_for(trainer)
+        if trainer._train_resume_plan is not None:
+            _settled.add(trainer._train_resume_plan.dir)
+    plan = trainer._train_resume_plan
+    checkpoint = plan.checkpoint if plan is not None else None
+    if not checkpoint or state.global_step > 0:
         return
     how = getattr(trainer, "_train_resume_how", None) or (
         "Trainer.train() was not called (a subclass or the script went around it), so "
@@ -137,7 +434,6 @@ def _check_start(trainer, state):
     )
     run_id = os.environ.get("WANDB_RUN_ID", "(none)")
     if os.environ.get("TRAIN_RESUME_ALLOW_FRESH_START") == "1":
-        _done["settled"] = True
         _log(
             f"⚠️ training starts at step 0{_where()} although this job resumes from "
             f"{checkpoint} ({how}); TRAIN_RESUME_ALLOW_FRESH_START=1: going on, and W&B "
@@ -189,16 +485,39 @@ def _patch(trainer_cls):
             self.add_callback(getattr(_callback, _callback.NAME))
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        resume_from_checkpoint = _resume_arg(self, resume_from_checkpoint)
+        plan = self._train_resume_plan = _agree(self)
+        if plan is not None:
+            _settled.add(plan.dir)
+            if plan.error:
+                _log(f"{plan.error}{_where()}")
+                raise DecisionError(f"train-resume: {plan.error}{_where()}")
+        # Another dir's decision: its variables for this train() only (W&B reads them
+        # at train begin), the job's put back when it returns.
+        before = _set_environment(plan.env) if plan is not None and plan.env else None
+        run = _wandb_run()
         try:
-            return original_train(self, resume_from_checkpoint, *args, **kwargs)
-        except Exception as exc:
-            if isinstance(resume_from_checkpoint, (str, os.PathLike)) and _failed_load(exc):
-                from train_resume import failures  # only deterministic failures are recorded
+            resume_from_checkpoint = _resume_arg(self, plan, resume_from_checkpoint)
+            try:
+                result = original_train(self, resume_from_checkpoint, *args, **kwargs)
+            except Exception as exc:
+                if isinstance(resume_from_checkpoint, (str, os.PathLike)) and _failed_load(exc):
+                    from train_resume import failures  # only deterministic failures are recorded
 
-                if failures.to_record(resume_from_checkpoint, exc):
-                    _record_failed_load(resume_from_checkpoint, exc)
-            raise
+                    if failures.to_record(resume_from_checkpoint, exc):
+                        _record_failed_load(resume_from_checkpoint, exc)
+                raise
+        finally:
+            if before is not None:
+                _set_environment(before)
+        if before is not None and _wandb_run() is not None and _wandb_run() is not run:
+            # Started for this dir's decision: the next Trainer must not log into it, and
+            # wandb's settings (read from the environment once, at its first setup) are
+            # dropped, so that the next run is started from the job's variables.
+            _log(f"W&B run {_wandb_run().id} of {plan.dir} finished with its train()")
+            wandb = sys.modules["wandb"]
+            wandb.finish()
+            wandb.teardown()
+        return result
 
     __init__._train_resume = train._train_resume = True
     __init__.__wrapped__, train.__wrapped__ = original_init, original_train

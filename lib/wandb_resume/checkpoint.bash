@@ -89,6 +89,7 @@ wandb_resume::_choose_checkpoint() {
       elif [[ -d $output_dir && -z $made_out ]]; then
         mode=new
         wandb_resume::_detail d_none_in "$output_dir"
+        wandb_resume::_warn_accelerate_layout "$output_dir"
       else
         mode=new
         wandb_resume::_detail d_not_yet "$output_dir"
@@ -188,6 +189,8 @@ wandb_resume::_check_checkpoint() {
     return 3
   elif wandb_resume::_failed_record "$dir"; then
     :
+  elif [[ ! -e $dir/trainer_state.json ]] && wandb_resume::_accelerate_folder "$dir"; then
+    :
   else
     wandb_resume::_read_state "$dir/trainer_state.json"
     case $st_status in
@@ -215,6 +218,38 @@ wandb_resume::_check_checkpoint() {
 # Is PATH gone (deleted while we looked at it)? Arguments: PATH
 wandb_resume::_vanished() {
   [[ ! -e $1 && ! -L $1 ]]
+}
+
+# Other layouts, named as what they are (never "probably interrupted"): a folder that
+# Accelerate's save_state wrote holds random_states_<process>.pkl (or a registered
+# object's custom_checkpoint_<i>.pkl), which no Trainer save has; a Trainer checkpoint
+# holds trainer_state.json. train-resume does not resume such a folder: a custom loop
+# resumes it itself (README: "Custom training loops").
+_WANDB_RESUME_ACCELERATE="train-resume resumes HF Trainer checkpoints; a custom loop resumes such folders itself with accelerator.load_state(...), see the README's \"Custom training loops\""
+
+# Is DIR a folder of Accelerate's save_state? Arguments: DIR
+# Sets: c_reason (naming the layout and what it holds). Returns: 0 yes, 1 no.
+wandb_resume::_accelerate_folder() {
+  local n='+([0-9])' f seen='' # an extglob from a variable (the caller may not have it on)
+  # shellcheck disable=SC2206 # the patterns are meant to expand (nullglob: only matches)
+  local -a marks=("$1"/random_states_$n.pkl "$1"/custom_checkpoint_$n.pkl)
+  ((${#marks[@]} > 0)) || return 1
+  for f in "$1"/*; do
+    seen+="${seen:+, }${f##*/}"
+  done
+  c_reason="an Accelerate save_state folder ($seen; no trainer_state.json), not a Trainer checkpoint: $_WANDB_RESUME_ACCELERATE (under train-resume: --checkpoint none, the loop resuming itself)"
+}
+
+# Accelerate's own layout (ProjectConfiguration(automatic_checkpoint_naming=True)):
+# OUT/checkpoints/checkpoint_<i>. Warned about on a new run, so that the log does not
+# read as if the dir held nothing. Arguments: OUTPUT_DIR
+wandb_resume::_warn_accelerate_layout() {
+  local n='+([0-9])'
+  [[ -d $1/checkpoints ]] || return 0
+  # shellcheck disable=SC2206 # the pattern is meant to expand (nullglob: only matches)
+  local -a found=("$1"/checkpoints/checkpoint_$n)
+  ((${#found[@]} > 0)) || return 0
+  wandb_resume::_warn "$1/checkpoints holds ${#found[@]} Accelerate save_state folder(s) (${found[0]##*/} ... ${found[-1]##*/}), not Trainer checkpoint-N folders: $_WANDB_RESUME_ACCELERATE"
 }
 
 # Find the newest complete checkpoint-N in an output dir. The file system may change

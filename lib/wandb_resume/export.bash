@@ -141,12 +141,13 @@ wandb_resume::_check_offline_wandb() {
 #   new run:           WANDB_RESUME=allow; TRAIN_RESUME_CHECKPOINT unset
 #   resume:            TRAIN_RESUME_CHECKPOINT=<absolute path>,
 #                      TRAIN_RESUME_RUN_ID_SOURCE=<source of the id> (unset without one)
+#   both:              TRAIN_RESUME_OUTPUT_DIR=<absolute output dir> (unset without one)
 #   always:            PYTHONPATH=<bootstrap>:<package root>:... (_export_pythonpath)
 # WANDB_RUN_ID "not set by us" on a new run or without an id: one we exported
 # earlier in this shell is unset, an empty or invalid one is unset (W&B would refuse
 # to start), one the user set is left alone.
-# Reads: mode, ckpt, run_id, run_id_source, wandb_resume, resume_from, explain,
-#   caller, command.
+# Reads: mode, ckpt, run_id, run_id_source, wandb_resume, resume_from, output_dir,
+#   explain, caller, command.
 # Sets: _WANDB_RESUME_EXPORTED_ID; with bin/train-resume, _WANDB_RESUME_EXEC.
 wandb_resume::_export_decision() {
   local id_problem
@@ -179,6 +180,13 @@ wandb_resume::_export_decision() {
     wandb_resume::_export TRAIN_RESUME_RUN_ID_SOURCE "$run_id_source"
   else
     wandb_resume::_unset TRAIN_RESUME_RUN_ID_SOURCE 'no run id found'
+  fi
+  # The dir this decision is for: the Python hook compares it with each Trainer's real
+  # output_dir, and decides again for a Trainer whose dir is another one.
+  if [[ -n $output_dir ]]; then
+    wandb_resume::_export TRAIN_RESUME_OUTPUT_DIR "$output_dir"
+  else
+    wandb_resume::_unset TRAIN_RESUME_OUTPUT_DIR 'no output dir'
   fi
   wandb_resume::_export_pythonpath
   if ((explain)); then

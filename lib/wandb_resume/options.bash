@@ -27,7 +27,7 @@ wandb_resume::_optarg() {
 #   wandb_dir, resume_mode, sources, source_list, rewind, forget_failed, no_lock,
 #   allow_weights_only,
 #   explain, json, quiet, command;
-#   stop=1 after --help or --version (printed here).
+#   stop=1 after --help, --version or --lib (printed here).
 # Returns: 0, or 2 on a usage error (logged).
 wandb_resume::_parse_options() {
   local caller=$1 value take src
@@ -80,6 +80,13 @@ wandb_resume::_parse_options() {
         ;;
       --version)
         printf 'train-resume %s\n' "$_WANDB_RESUME_VERSION"
+        stop=1
+        return 0
+        ;;
+      --lib)
+        # The library file this decision runs (after any install): for job scripts,
+        # source "$(train-resume --lib)".
+        printf '%s\n' "$_WANDB_RESUME_LIB.sh"
         stop=1
         return 0
         ;;

@@ -49,6 +49,8 @@ Options:
   -q, --quiet               log nothing but errors
   -h, --help                show this help
       --version             show the version
+      --lib                 print the path of the bash library to source in a
+                            job script: source "$(train-resume --lib)"
 
 One writer per output dir: running a COMMAND, train-resume first takes an
 exclusive flock on OUTPUT_DIR/.train-resume/lock and holds it through the exec (as
@@ -111,18 +113,27 @@ Environment:
 
 Exported on a resume: WANDB_RUN_ID=<id>, WANDB_RESUME=must,
 TRAIN_RESUME_CHECKPOINT=<absolute path>, TRAIN_RESUME_RUN_ID_SOURCE=<source>.
+On a resume and a new run: TRAIN_RESUME_OUTPUT_DIR=<absolute output dir>.
 With --wandb-rewind and a recorded step: WANDB_RESUME_FROM=<id>?_step=<n>,
 WANDB_RESUME unset.
 Resume without a run id: WANDB_RESUME=allow (and the checkpoint).
-New run: WANDB_RESUME=allow; TRAIN_RESUME_* unset; WANDB_RUN_ID not set by us.
+New run: WANDB_RESUME=allow; TRAIN_RESUME_CHECKPOINT and TRAIN_RESUME_RUN_ID_SOURCE
+unset; WANDB_RUN_ID not set by us.
 Always: PYTHONPATH=<root>/train_resume/bootstrap:<root>:... (the hand-off).
 
 The hand-off: every Python process COMMAND starts (python, torchrun, accelerate,
-deepspeed, trl, a shell script...) runs train-resume's sitecustomize first: each
-transformers Trainer gets the WandbResumeCallback, and train() called without
-resume_from_checkpoint resumes from TRAIN_RESUME_CHECKPOINT (a path the script
-gives wins; False is respected, with a warning). A Trainer that would start at
-step 0 while the job resumes stops with an error before the first step.
+deepspeed, trl, a shell script...) runs train-resume's sitecustomize first (and,
+where train-resume is pip-installed, its train-resume.pth, whatever PYTHONPATH
+the job sets): each transformers Trainer gets the WandbResumeCallback, and
+train() called without resume_from_checkpoint resumes from
+TRAIN_RESUME_CHECKPOINT when the Trainer's real output_dir is
+TRAIN_RESUME_OUTPUT_DIR; a Trainer on another dir gets the decision made for its
+own dir (it resumes its own checkpoints, or starts a new run and a new W&B run).
+A path the script gives wins, unless the decision passed it over (then the
+decision's, said); False is respected, with a warning. A Trainer that would
+start at step 0 while it resumes stops with an error before the first step; so
+does every rank when one cannot read the chosen checkpoint. On a resume, a
+`python ...` COMMAND is asked whether it loads the hand-off (a warning if not).
 
 --explain --json prints:
   {"mode": "resume"|"new", "checkpoint": PATH|null, "run_id": ID|null,

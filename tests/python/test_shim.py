@@ -366,3 +366,108 @@ def test_two_copies_of_the_bootstrap_on_the_path_chain_to_the_users_once(work):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "_Hook"]
     assert "Error in sitecustomize" not in result.stderr
+
+
+def test_train_resume_warns_when_a_python_command_will_not_load_the_hand_off(work):
+    """On a resume, `python -S ...` runs no sitecustomize and no .pth: said before the exec."""
+    out = work / "out"
+    checkpoint = resuming(out)
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-S", "-c", "print('ran')"]
+    result = run(cmd, work)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ran"
+    assert (
+        f"train-resume: ⚠️ {sys.executable} -S does not load the hand-off (train_resume.hook: "
+        "a Python started with -I, -E or -S, or one that cannot import train_resume): nothing "
+        f"in it checks the decision, and its Trainer resumes {checkpoint} only if the script "
+        "passes it to train() itself"
+    ) in result.stderr
+
+
+def test_train_resume_says_nothing_when_a_python_command_loads_the_hand_off(work):
+    out = work / "out"
+    resuming(out)
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-u", "-c", "print('ran')"]
+    result = run(cmd, work)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_python_i_loads_the_hand_off_through_the_pth_of_an_installed_package(work):
+    """-I drops PYTHONPATH (the bootstrap), not site-packages: where train-resume is
+    installed (make venv-ml: pip install -e .), its train-resume.pth installs the hook."""
+    import sysconfig
+
+    if not (Path(sysconfig.get_path("purelib")) / "train-resume.pth").exists():
+        pytest.skip(f"train-resume is not installed in {sys.prefix} (make venv-ml does it)")
+    write(work / "t.py", SEEN)
+    out = work / "out"
+    resuming(out)
+    cmd = [TRAIN_RESUME, "-q", "-o", out, "--", sys.executable, "-I", "t.py"]
+    result = run(cmd, work)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    seen = json.loads(result.stdout)
+    assert seen["hook"] == "_Hook" and seen["sitecustomize"] is None
+
+
+LIBRARY = "from train_resume import hook; print(hook._library())"
+
+
+def test_the_hook_finds_the_bash_library_through_train_resume_on_path_last(work):
+    """A copy of the package alone (no lib/ beside it, no installed data files): the
+    library is the one `train-resume --lib` prints; with no train-resume either, none."""
+    shutil.copytree(ROOT / "train_resume", work / "pkg" / "train_resume")
+    env = {"PYTHONPATH": str(work / "pkg"), "HOME": str(work)}
+    found = run([sys.executable, "-c", LIBRARY], work, PATH=f"{ROOT / 'bin'}:/usr/bin:/bin", **env)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == str(ROOT / "lib" / "wandb_resume.sh")
+    none = run([sys.executable, "-c", LIBRARY], work, PATH="/usr/bin:/bin", **env)
+    assert none.stdout.strip() == "None"
+
+
+def plan_error(work, real, **env):
+    """hook._plan_for for a Trainer whose output_dir is REAL, in a fresh interpreter with
+    ENV: its error, and that interpreter's stderr."""
+    args = f"types.SimpleNamespace(output_dir={str(real)!r})"
+    script = (
+        "import types\nfrom train_resume import hook\n"
+        f"trainer = types.SimpleNamespace(args={args})\n"
+        "print(hook._plan_for(trainer).error)\n"
+    )
+    done = run([sys.executable, "-c", script], work, **env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip(), done.stderr
+
+
+def test_a_trainer_on_another_dir_without_the_library_stops_before_training(work):
+    """The decision for the Trainer's own dir cannot be made: a DecisionError naming both
+    dirs, never a fresh start over its checkpoints."""
+    shutil.copytree(ROOT / "train_resume", work / "pkg" / "train_resume")
+    error, _ = plan_error(
+        work,
+        work / "real",
+        PYTHONPATH=work / "pkg",
+        PATH="/usr/bin:/bin",
+        TRAIN_RESUME_OUTPUT_DIR=work / "decided",
+    )
+    assert error == (
+        f"❌ this Trainer's output_dir {work / 'real'} is not the dir the decision was made for "
+        f"({work / 'decided'}), and the decision for {work / 'real'} failed: cannot find "
+        "train-resume's bash library (lib/wandb_resume.sh). Stopped before training, so that "
+        "no new run starts over its checkpoints"
+    )
+
+
+def test_a_trainer_on_another_dir_whose_decision_fails_stops_before_training(work):
+    """The Trainer's own dir holds checkpoint-N folders, none complete: the bash library
+    refuses (exit 1, its reasons on stderr), and the Trainer gets a DecisionError."""
+    (work / "real" / "checkpoint-2").mkdir(parents=True)
+    (work / "real" / "checkpoint-2" / "model.safetensors").write_bytes(b"")
+    error, stderr = plan_error(work, work / "real", TRAIN_RESUME_OUTPUT_DIR=work / "decided")
+    assert error == (
+        f"❌ this Trainer's output_dir {work / 'real'} is not the dir the decision was made for "
+        f"({work / 'decided'}), and the decision for {work / 'real'} failed (exit 1, above). "
+        "Stopped before training, so that no new run starts over its checkpoints"
+    )
+    assert f"1 checkpoint-N folder(s) in {work / 'real'}, none complete:" in stderr

@@ -29,6 +29,28 @@ class BypassTrainer(Trainer):
         return self._inner_training_loop(args=self.args)
 
 
+def tiny_data(tokenizer):
+    """The prompts as a causal LM dataset (labels = inputs)."""
+    enc = tokenizer(PROMPTS, padding="max_length", max_length=12, truncation=True)
+    return Dataset.from_dict({"input_ids": enc["input_ids"], "labels": enc["input_ids"]})
+
+
+def tiny_args(output_dir, max_steps, save_steps):
+    """The TrainingArguments of these shapes: CPU, W&B, a log row per step."""
+    return TrainingArguments(
+        output_dir=output_dir,
+        max_steps=max_steps,
+        save_steps=save_steps,
+        logging_steps=1,
+        per_device_train_batch_size=2,
+        learning_rate=1e-3,
+        report_to=["wandb"],
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+    )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--output_dir", required=True)
@@ -38,22 +60,9 @@ def main():
     opts = parser.parse_args()
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, 0)
-    enc = tokenizer(PROMPTS, padding="max_length", max_length=12, truncation=True)
-    data = Dataset.from_dict({"input_ids": enc["input_ids"], "labels": enc["input_ids"]})
-    args = TrainingArguments(
-        output_dir=opts.output_dir,
-        max_steps=opts.max_steps,
-        save_steps=opts.save_steps,
-        logging_steps=1,
-        per_device_train_batch_size=2,
-        learning_rate=1e-3,
-        report_to=["wandb"],
-        use_cpu=True,
-        seed=0,
-        dataloader_num_workers=0,
-    )
+    args = tiny_args(opts.output_dir, opts.max_steps, opts.save_steps)
     cls = BypassTrainer if opts.resume == "bypass" else Trainer
-    trainer = cls(model=model, args=args, train_dataset=data)
+    trainer = cls(model=model, args=args, train_dataset=tiny_data(tokenizer))
     if opts.resume in (None, "bypass"):
         trainer.train()
     elif opts.resume in ("false", "true"):
