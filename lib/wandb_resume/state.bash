@@ -197,7 +197,8 @@ wandb_resume::_read_state() {
       st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
       return 0
     fi
-    wandb_resume::_check_utf8 "$file" || return 0
+    wandb_resume::_check_text "$file"
+    [[ $text == ok ]] || wandb_resume::_check_utf8 "$file" || return 0
     wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
       "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file" || {
       wandb_resume::_state_tool_failed "$file"
@@ -243,10 +244,9 @@ wandb_resume::_read_state() {
         fi
       fi
       # UTF-8 is checked before jq's answer counts (Python's tokens after it), unless
-      # _read_split's grep did both.
-      if [[ $text != ok ]]; then
-        wandb_resume::_check_utf8 "$file" || return 0
-      fi
+      # one grep did both (_check_text, or _read_split's).
+      [[ $text == unknown ]] && wandb_resume::_check_text "$file"
+      [[ $text == ok ]] || wandb_resume::_check_utf8 "$file" || return 0
       if [[ $out != more* ]]; then
         : # _read_split was sure
       elif ((size <= _WANDB_RESUME_FULL_MAX)); then
@@ -321,6 +321,17 @@ wandb_resume::_state_tool_failed() {
   else
     st_status=fail st_reason="reading $1: $error" error=$st_reason
   fi
+}
+
+# UTF-8 and Python's tokens in one grep (_WANDB_RESUME_PY_TEXT_LINE): when every
+# line passes, _check_utf8 and _check_python_json have nothing to say. Anything else
+# (a line that does not pass, a grep without -P or out of memory, one that failed)
+# leaves it to them, which say what is wrong. Arguments: FILE. Sets: text=ok.
+wandb_resume::_check_text() {
+  local grep_out error
+  LC_ALL=C wandb_resume::_grep_bounded -a -P -v -q -m 1 -- "$_WANDB_RESUME_PY_TEXT_LINE" "$1"
+  (($? == 1)) && text=ok
+  return 0
 }
 
 # Is FILE valid UTF-8? The trainer reads it as UTF-8 and fails on anything else,
