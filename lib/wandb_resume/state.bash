@@ -547,6 +547,7 @@ wandb_resume::_split_jq() {
 #   them all (a read that failed, no entry's end where one was looked for).
 wandb_resume::_split_stream() {
   local part=$1 from=$2 to=$3 open_end=$4
+  local - # (it runs in a subshell of _read_split's; and should it not, the caller's options stay)
   set -o pipefail
   head -c "$open_end" || return
   printf ']}\n[1'
