@@ -139,30 +139,34 @@ assert_damaged_as_full_parse() {
   assert_equal "$(field .checkpoint)" "$split"
 }
 
-@test "a log_history entry cut short in the middle (its end and the next one's start lost): passed over" {
+# Delete the line AT lines away from the line `"step": STEP` of the large state of
+# $OUT/checkpoint-3000 (negative: before it). Arguments: STEP AT
+delete_near_step() {
+  local f=$OUT/checkpoint-3000/trainer_state.json line
+  line=$(grep -n "\"step\": $1\$" "$f") && line=${line%%:*}
+  sed -i "$((line + $2))d" "$f"
+}
+
+@test "a log_history entry cut short in the middle (its last line and its end lost): passed over" {
   make_state "$OUT/checkpoint-2" 2
   make_large_state "$OUT/checkpoint-3000" 3000
-  # Entry 1500 loses its last line and its end.
-  sed -i '/"step": 1500$/,+1d' "$OUT/checkpoint-3000/trainer_state.json"
+  delete_near_step 1500 1
+  delete_near_step 1500 0
   assert_damaged_as_full_parse '^not valid JSON \(truncated\?\): '
 }
 
 @test "a bracket missing in the middle (an entry's opening brace): passed over" {
   make_state "$OUT/checkpoint-2" 2
   make_large_state "$OUT/checkpoint-3000" 3000
-  local f=$OUT/checkpoint-3000/trainer_state.json line
-  line=$(grep -n '"step": 1700$' "$f") && line=${line%%:*}
-  sed -i "$((line - 3))d" "$f"
-  sed -n "$((line - 4))p" "$f" | grep -q -x '    },'
+  delete_near_step 1700 -3
+  sed -n '/"step": 1699$/{n;n;p}' "$OUT/checkpoint-3000/trainer_state.json" | grep -q -x '      "loss": 0.5,'
   assert_damaged_as_full_parse '^not valid JSON \(truncated\?\): '
 }
 
 @test "a closing bracket missing in the middle (an entry's end without its comma line): passed over" {
   make_state "$OUT/checkpoint-2" 2
   make_large_state "$OUT/checkpoint-3000" 3000
-  local f=$OUT/checkpoint-3000/trainer_state.json line
-  line=$(grep -n '"step": 1700$' "$f") && line=${line%%:*}
-  sed -i "$((line + 1))d" "$f"
+  delete_near_step 1700 1
   assert_damaged_as_full_parse '^not valid JSON \(truncated\?\): '
 }
 
@@ -279,18 +283,25 @@ assert_damaged_as_full_parse() {
   assert_stderr --partial 'jq was killed by signal 11'
 }
 
-@test "each jq of the pieces stays small: bounded in memory whatever the file's size" {
-  make_large_state "$OUT/checkpoint-3000" 3000
-  # 16 MiB of address space is not enough for the whole file's parse (one jq of all
-  # of it), and is for pieces of 16 KiB.
+@test "each jq of the pieces stays small: a state one jq cannot parse whole in 16 MiB is read in pieces" {
+  # 30000 entries (~3.3 MB): parsed whole (one jq, as up to 8 MiB), it needs more
+  # than 16 MiB of address space; each piece of 16 KiB needs little.
+  make_large_state "$OUT/checkpoint-30000" 30000
   log_jq
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  run --separate-stderr env PATH="$WORK/fakebin:$PATH" bash -c '
+    source "$1" || exit 1
+    _WANDB_RESUME_MEM_KB=16384
+    wandb_resume::configure -o "$2" --explain --json' _ "$LIB" "$OUT"
+  assert_failure 1
+  assert_stderr --partial 'jq ran out of memory (limit 16 MiB of address space)'
   # shellcheck disable=SC2016 # expanded by the inner bash
   run --separate-stderr env PATH="$WORK/fakebin:$PATH" bash -c '
     source "$1" || exit 1
     _WANDB_RESUME_FULL_MAX=65536 _WANDB_RESUME_CHUNK=16384 _WANDB_RESUME_REACH=4096 _WANDB_RESUME_MEM_KB=16384
     wandb_resume::configure -o "$2" --explain --json' _ "$LIB" "$OUT"
   assert_success
-  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-30000"
   assert_equal "$(jq_runs)" 'first last '
 }
 
