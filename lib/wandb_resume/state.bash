@@ -447,8 +447,9 @@ _WANDB_RESUME_REACH=262144
 #   writer must end well (a writer cut short could end on a value of the file's own
 #   making); the file's size, inode and times must not change meanwhile.
 # - tr -s changes only white space and the text inside strings (of log_history
-#   entries, never read): a string never spans lines once the grep of
-#   _WANDB_RESUME_PY_TEXT_LINE has passed every line, which it must.
+#   entries, never read) when no string spans lines (what JSON never does, and tr
+#   would mend): every line passed the grep of _WANDB_RESUME_PY_TEXT_LINE, or else
+#   that of _WANDB_RESUME_STRINGS_LINE, or the answer is not taken.
 # jq's depth limit (256) counts from log_history's entries in a chunk, one less
 # than in a whole parse (Python's json goes deeper than both).
 # Arguments: FILE. Reads: head (the file's first 4 KiB).
@@ -558,7 +559,8 @@ wandb_resume::_split_stream() {
   fi
   {
     local pos=$from k=1 line limit
-    while ((to - pos > _WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH)); do
+    # (the line that ends the look may end 7 bytes past REACH: never past TO)
+    while ((to - pos > _WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH + 8)); do
       head -c "$_WANDB_RESUME_CHUNK" || exit
       pos=$((pos + _WANDB_RESUME_CHUNK)) limit=$((pos + _WANDB_RESUME_REACH))
       # On to the next line `    },` (the first line read is the rest of the one
