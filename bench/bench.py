@@ -1,5 +1,6 @@
-"""make bench: time the full decision on synthetic trees; print one table. Then the
-same without the save records of train_resume's callback (full parse), what
+"""make bench: time the full decision on synthetic trees; print one table. Then each
+tree with and without the save records of train_resume's callback side by side,
+interleaved with the Python reference and the real interpreter's `-c pass`, what
 sourcing the library costs, and what the Python hand-off (the bootstrap) adds to
 `python -c pass`.
 
@@ -11,6 +12,7 @@ parsing the whole newest trainer_state.json; medians of several runs, peak memor
     python bench/bench.py [RUNS] [DIR]   (DIR keeps the trees between runs)
 """
 
+import contextlib
 import os
 import platform
 import shutil
@@ -55,7 +57,8 @@ def spawns(cmd):
             stderr=subprocess.DEVNULL,
             check=True,
         )
-        return sum(1 for line in log if "execve(" in line and "= 0" in line)
+        # (a line "<... execve resumed>) = 0" ends a call another process interrupted)
+        return sum(1 for line in log if "execve" in line and "= 0" in line)
 
 
 def newest_state(tree):
@@ -110,7 +113,7 @@ def main():
             f"| {TARGETS[name]} |"
         )
     print(f"\ntypical / `python3 -c pass` = {rows[0][1] / python_pass:.2f} (target <= 0.33)")
-    print_unrecorded_cost(trees, runs)
+    print_paths(trees, runs)
     print_source_cost(runs)
     print_bootstrap_cost(runs)
     print_pth_cost(runs)
@@ -129,25 +132,66 @@ def record_saves(tree):
         record_save(str(checkpoint))
 
 
-def print_unrecorded_cost(trees, runs):
-    """The same decision without the save records (checkpoints of a run made without
-    train_resume's callback): the newest trainer_state.json gets a full parse."""
-    parts = []
-    for name in ("typical", "huge"):
-        tree = trees / name
-        records = tree / ".train-resume"
-        aside = trees / f".{name}-records-aside"
-        records.rename(aside)
-        try:
-            ours = [str(TRAIN_RESUME), "-q", "-o", str(tree), "--explain", "--json"]
-            t, mem = measure(ours, max(1, runs // 2) if name == "huge" else runs)
-        finally:
-            aside.rename(records)
-        parts.append(f"{name} {t * 1000:.0f} ms, {mem:.1f} MB")
+def interleaved(cmds, runs):
+    """Median wall time (s) and peak RSS (MB) of each command of CMDS, run in turn RUNS
+    times (one of each, then again): load on the machine weighs on all of them alike."""
+    times, peaks = [[] for _ in cmds], [0.0 for _ in cmds]
+    for _ in range(runs):
+        for i, cmd in enumerate(cmds):
+            t, mem = measure(cmd, 1)
+            times[i].append(t)
+            peaks[i] = max(peaks[i], mem)
+    return [(statistics.median(t), peak) for t, peak in zip(times, peaks)]
+
+
+@contextlib.contextmanager
+def records_aside(tree, aside):
+    """With ASIDE, TREE's save records (.train-resume/) are moved away meanwhile: its
+    checkpoints look as a run without train_resume's callback leaves them."""
+    records, away = tree / ".train-resume", tree.parent / f".{tree.name}-records-aside"
+    if aside:
+        records.rename(away)
+    try:
+        yield
+    finally:
+        if aside:
+            away.rename(records)
+
+
+def print_paths(trees, runs):
+    """Each tree with and without the callback's save records, side by side: our
+    decision, the Python reference over the same files and the interpreter's own
+    `-c pass` (the real interpreter: sys.executable resolved, never a shim), run in
+    turn; the programs one decision starts; the load average before and after."""
+    interpreter = os.path.realpath(sys.executable)
+    before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        "without save records (a run without train_resume's callback; the newest state "
-        "parsed whole): " + "; ".join(parts)
+        f"\nrecord / no record, interleaved with the Python reference and `{interpreter} "
+        f"-c pass` ({runs} rounds each; huge without records: {max(3, runs // 2)}):\n"
     )
+    print(
+        "| tree | save records | train-resume | peak MB | programs | Python reference "
+        "| peak MB | reference / ours | `python -c pass` | ours / `python -c pass` |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name in ("typical", "huge", "wide"):
+        tree = trees / name
+        ours = [str(TRAIN_RESUME), "-q", "-o", str(tree), "--explain", "--json"]
+        reference = [interpreter, str(ROOT / "bench" / "reference.py"), str(tree)]
+        for recorded in (True, False):
+            n = runs if recorded or name != "huge" else max(3, runs // 2)
+            with records_aside(tree, not recorded):
+                (t, mem), (ref_t, ref_mem), (py_t, _) = interleaved(
+                    [ours, reference, [interpreter, "-c", "pass"]], n
+                )
+                programs = spawns(ours)
+            print(
+                f"| {name} | {'yes' if recorded else 'no'} | {t * 1000:.0f} ms | {mem:.1f} "
+                f"| {programs} | {ref_t * 1000:.0f} ms | {ref_mem:.1f} | {ref_t / t:.2f} "
+                f"| {py_t * 1000:.0f} ms | {t / py_t:.2f} |"
+            )
+    after = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\nload average: {before} before, {after} after ({os.cpu_count()} cores)")
 
 
 def print_weights_cost(runs, loops=50):

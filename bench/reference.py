@@ -1,4 +1,6 @@
 """The same decision in plain Python (json.load + os.scandir): the benchmark's yardstick.
+It checks the same files as the decision (trainer_state.json whole, the weights' and
+torch files' few bytes), so that the comparison is fair.
 
 Not part of the product (the decision lives in lib/wandb_resume.sh); this is only what
 a straightforward Python launcher would cost. Prints the JSON of --explain --json.
@@ -16,7 +18,35 @@ def complete(path, step):
             state = json.load(f)
     except (OSError, ValueError):
         return None
-    return state if isinstance(state, dict) and state.get("global_step") == step else None
+    if not (isinstance(state, dict) and state.get("global_step") == step):
+        return None
+    return state if weights_whole(path) else None
+
+
+def weights_whole(path):
+    """The files a resume loads, read as the decision reads them (a few bytes each):
+    a safetensors header whose data ends where the file does, and the end record of
+    each of torch's zip files (optimizer, scheduler, RNG state, training args)."""
+    try:
+        names = os.listdir(path)
+        if "model.safetensors" not in names:
+            return False
+        with open(os.path.join(path, "model.safetensors"), "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+            size = os.fstat(f.fileno()).st_size
+        ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+        if not ends or 8 + n + max(ends) != size:
+            return False
+        for name in names:
+            if name.endswith((".pt", ".pth", ".bin")):
+                with open(os.path.join(path, name), "rb") as f:
+                    f.seek(-22, os.SEEK_END)
+                    if f.read(4) != b"PK\x05\x06":
+                        return False
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+    return True
 
 
 def main(out):

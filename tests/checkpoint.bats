@@ -53,6 +53,22 @@ teardown() {
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-10"
 }
 
+@test "the newest among names of many lengths, and the next newest when it is not complete" {
+  local n
+  for n in 5 9 10 99 100 999; do make_state "$OUT/checkpoint-$n" "$n"; done
+  # Newer by name or length, but not checkpoint-<number>: never taken.
+  make_state "$OUT/checkpoint-1000x" 1000
+  make_state "$OUT/checkpoint-01000" 1000
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-999"
+  # The newest (found past the last name by glob: 999 -> 1000 -> 10000) not complete:
+  # the next newest, by number.
+  mkdir "$OUT/checkpoint-1000" "$OUT/checkpoint-10000"
+  explain -o "$OUT"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-999"
+  assert_equal "$(field '[.skipped[].path | sub(".*/"; "")] | join(" ")')" 'checkpoint-01000 checkpoint-1000x checkpoint-10000 checkpoint-1000'
+}
+
 @test "picks the newest complete checkpoint when the newest has no trainer_state.json" {
   make_state "$OUT/checkpoint-2" 2
   mkdir -p "$OUT/checkpoint-4"

@@ -326,10 +326,26 @@ wandb_resume::_latest() {
 # Returns: 0 done (l_path set, or "" when none is complete), 1 error, 2 a
 #   checkpoint vanished while it was checked (passed over: list the folder again).
 wandb_resume::_latest_in_listing() {
-  # Newest first without sorting: the glob sorts by name, and numbers without
-  # leading zeros sort by name as by value when they have the same length. So take
-  # the longest names first, each length from the end of the list.
-  local len max=0 i
+  local len max=0 i rc newest pat more='*([0-9])'
+  local -a longer=()
+  # The newest first, without a loop over every name (bash takes ~2 µs a name:
+  # ~40 ms for 10,000): the glob sorts by name, and numbers without leading zeros
+  # sort by name as by value when they have the same length, so the last name is
+  # the newest of its length; a glob for longer names finds any newer one (again
+  # from the last of those). (extglob pattern from a variable, as in _latest)
+  newest=${good[-1]}
+  while name=${newest##*/checkpoint-} && ((${#name} <= 18)); do
+    printf -v pat '%*s' "${#name}" ''
+    # shellcheck disable=SC2206 # the pattern is meant to expand
+    longer=("$out"/checkpoint-[1-9]${pat// /[0-9]}$more)
+    ((${#longer[@]})) || break
+    newest=${longer[-1]}
+  done
+  wandb_resume::_latest_try "$newest"
+  rc=$?
+  ((rc == 3)) || return "$rc"
+  # It was not complete: the others, newest first without sorting. Take the longest
+  # names first, each length from the end of the list.
   for name in "${good[@]##*/checkpoint-}"; do
     ((${#name} > max)) && max=${#name}
   done
@@ -339,35 +355,48 @@ wandb_resume::_latest_in_listing() {
       name=${f##*/checkpoint-}
       ((${#name} == len)) || continue
       [[ -n ${judged[$name]+1} ]] && continue
-      judged[$name]=1
-      if ((len > 18)); then
-        wandb_resume::_skip "$f" 'step number too large for a global_step'
-        continue
-      fi
-      wandb_resume::_check_checkpoint "$f"
+      wandb_resume::_latest_try "$f"
       rc=$?
-      # Complete, unless it is gone by now; anything else, when the folder is gone,
-      # was a vanish (a file missing, a tool that found nothing to read ...).
-      if ((rc == 0)) && [[ -d $f ]]; then
-        l_path=$f
-        return 0
-      elif ((rc == 0 || rc == 4)) || wandb_resume::_vanished "$f"; then
-        wandb_resume::_vanished "$f" &&
-          c_reason='vanished while it was checked (deleted meanwhile: rotated away by save_total_limit?)'
-        wandb_resume::_skip "$f" "$c_reason; looking at $out again"
-        return 2
-      fi
-      case $rc in
-        1) wandb_resume::_skip "$f" "$c_reason" ;;
-        3)
-          error="cannot read $f, the checkpoint the decision would take: $c_reason. Not passed over for an older one: the trainer, running as the same user, could not load it either, nor save beside it (to resume an older one on purpose: --checkpoint PATH)"
-          return 1
-          ;;
-        *) return 1 ;;
-      esac
+      ((rc == 3)) || return "$rc"
     done
   done
   return 0
+}
+
+# Judge one checkpoint F of _latest_in_listing (unless judged before).
+# Returns: 0 complete (l_path set), 1 error, 2 vanished (list again), 3 passed over
+#   (or judged before).
+wandb_resume::_latest_try() {
+  local f=$1 name c_reason rc
+  name=${f##*/checkpoint-}
+  [[ -n ${judged[$name]+1} ]] && return 3
+  judged[$name]=1
+  if ((${#name} > 18)); then
+    wandb_resume::_skip "$f" 'step number too large for a global_step'
+    return 3
+  fi
+  wandb_resume::_check_checkpoint "$f"
+  rc=$?
+  # Complete, unless it is gone by now; anything else, when the folder is gone,
+  # was a vanish (a file missing, a tool that found nothing to read ...).
+  if ((rc == 0)) && [[ -d $f ]]; then
+    l_path=$f
+    return 0
+  elif ((rc == 0 || rc == 4)) || wandb_resume::_vanished "$f"; then
+    wandb_resume::_vanished "$f" &&
+      c_reason='vanished while it was checked (deleted meanwhile: rotated away by save_total_limit?)'
+    wandb_resume::_skip "$f" "$c_reason; looking at $out again"
+    return 2
+  fi
+  case $rc in
+    1) wandb_resume::_skip "$f" "$c_reason" ;;
+    3)
+      error="cannot read $f, the checkpoint the decision would take: $c_reason. Not passed over for an older one: the trainer, running as the same user, could not load it either, nor save beside it (to resume an older one on purpose: --checkpoint PATH)"
+      return 1
+      ;;
+    *) return 1 ;;
+  esac
+  return 3
 }
 
 wandb_resume::_latest_checkpoint_cmd() {

@@ -92,6 +92,31 @@ if $mode == "full" then
       | if $b.none then from_object($a.v)
         elif $b.parse_error then invalid($b.parse_error)
         else two end end
+elif $mode == "split" then
+  # The pieces _split_stream writes (see there): the head (an object), chunks
+  # [1, ...], [2, ...] ... (each of 2 values or more), the end mark [K] (K: one more
+  # than the last chunk), and with $part "last" the tail (an object). Anything else
+  # (a parse error, a value out of place, too many or too few) is "more": not sure.
+  def keep: with_entries(select(.key | IN("global_step", "max_steps", "stateful_callbacks", "wandb_run_id")));
+  $ARGS.named.part as $part
+  | (try (reduce inputs as $x ({phase: 0, k: 1, bad: null};
+      if .bad != null then .
+      else ($x | type) as $t
+        | if .phase == 0 then
+            if $t == "object" then .h = ($x | keep) | .phase = 1 else .bad = "the head is a \($t)" end
+          elif .phase == 1 then
+            if $t != "array" or ($x | length) < 1 or $x[0] != .k then .bad = "piece \(.k) out of place"
+            elif ($x | length) >= 2 then .k += 1
+            elif .k >= 2 then .phase = 2
+            else .bad = "no chunk" end
+          elif .phase == 2 and $part == "last" and $t == "object" then .t = ($x | keep) | .phase = 3
+          else .bad = "a value after the end" end
+        end))
+    catch {bad: tostring})
+  | if .bad != null or .phase != (if $part == "last" then 3 else 2 end) then
+      out("more"; .bad // "cut short"; ""; ""; [])
+    elif $part == "first" then out("ok"; ""; ""; ""; [])
+    else from_object(.h + .t) end
 elif $mode == "stream" then
   # Only the events of the keys we read, and those that end a top-level value.
   [ins | select((type == "object" and has("parse_error"))
@@ -134,7 +159,7 @@ end'
 #   (arrays: the run ids found, in order), st_wstep (the wandb_step stored beside
 #   each, or empty).
 wandb_resume::_read_state() {
-  local file=$1 head out n i size nul grep_out whole=1
+  local file=$1 head out n i size nul grep_out whole=1 text=unknown streamed=0
   local -a fields=()
   st_status=bad st_reason='' st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
   if [[ ! -e $file && ! -L $file ]]; then
@@ -172,7 +197,8 @@ wandb_resume::_read_state() {
       st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
       return 0
     fi
-    wandb_resume::_check_utf8 "$file" || return 0
+    wandb_resume::_check_text "$file"
+    [[ $text == ok ]] || wandb_resume::_check_utf8 "$file" || return 0
     wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
       "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file" || {
       wandb_resume::_state_tool_failed "$file"
@@ -208,9 +234,22 @@ wandb_resume::_read_state() {
     if [[ $out == more* ]]; then
       # Not sure: a full parse.
       whole=1
-      wandb_resume::_check_utf8 "$file" || return 0
       size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
-      if ((size <= _WANDB_RESUME_FULL_MAX)); then
+      if ((size > _WANDB_RESUME_FULL_MAX)) && [[ $nul == 0 ]]; then
+        # In pieces, on both cores (_read_split); when it is not sure, the slow way.
+        if ! wandb_resume::_read_split "$file" && [[ $text == truncated ]]; then
+          wandb_resume::_check_utf8 "$file" || return 0
+          st_reason='not valid JSON (truncated?): it does not end with the } that closes it'
+          return 0
+        fi
+      fi
+      # UTF-8 is checked before jq's answer counts (Python's tokens after it), unless
+      # one grep did both (_check_text, or _read_split's).
+      [[ $text == unknown ]] && wandb_resume::_check_text "$file"
+      [[ $text == ok ]] || wandb_resume::_check_utf8 "$file" || return 0
+      if [[ $out != more* ]]; then
+        : # _read_split was sure
+      elif ((size <= _WANDB_RESUME_FULL_MAX)); then
         wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
           "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file"
       else
@@ -230,8 +269,18 @@ wandb_resume::_read_state() {
               ;;
           esac
         fi
+        streamed=1
         wandb_resume::_jq_bounded -j -n --stream --arg mode stream --arg head '' \
-          --argjson window 0 "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file"
+          --argjson window 0 "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file" || {
+          # jq 1.6's stream parser stops on an assertion on some damaged JSON (a
+          # value where a key belongs): that is the file's fault, not ours.
+          if [[ $out == *'stream_token: Assertion'* ]] && ! wandb_resume::_vanished "$file"; then
+            st_reason="not valid JSON (truncated?): jq's stream parser gave up on it (${out//$'\n'/ })"
+            st_reason=${st_reason:0:300}
+            return 0
+          fi
+          false
+        }
       fi || {
         wandb_resume::_state_tool_failed "$file"
         return 0
@@ -254,9 +303,12 @@ wandb_resume::_read_state() {
   [[ $st_status == ok || -n $st_reason ]] || st_reason='trainer_state.json could not be read'
   # What jq parsed whole, Python's json must accept too (the windows read a file as
   # json.dumps wrote it).
-  if [[ $st_status == ok ]] && ((whole)) && ! wandb_resume::_check_python_json "$file"; then
+  if [[ $st_status == ok ]] && ((whole)) && [[ $text != ok ]] && ! wandb_resume::_check_python_json "$file"; then
     [[ $st_status == @(fail|vanished) ]] || st_status=bad
     st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
+  fi
+  if [[ $st_status == ok ]] && ((streamed)) && ! wandb_resume::_check_stream_gap "$file"; then
+    st_status=bad st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
   fi
 }
 
@@ -269,6 +321,17 @@ wandb_resume::_state_tool_failed() {
   else
     st_status=fail st_reason="reading $1: $error" error=$st_reason
   fi
+}
+
+# UTF-8 and Python's tokens in one grep (_WANDB_RESUME_PY_TEXT_LINE): when every
+# line passes, _check_utf8 and _check_python_json have nothing to say. Anything else
+# (a line that does not pass, a grep without -P or out of memory, one that failed)
+# leaves it to them, which say what is wrong. Arguments: FILE. Sets: text=ok.
+wandb_resume::_check_text() {
+  local grep_out error
+  LC_ALL=C wandb_resume::_grep_bounded -a -P -v -q -m 1 -- "$_WANDB_RESUME_PY_TEXT_LINE" "$1"
+  (($? == 1)) && text=ok
+  return 0
 }
 
 # Is FILE valid UTF-8? The trainer reads it as UTF-8 and fails on anything else,
@@ -320,6 +383,208 @@ wandb_resume::_check_python_json() {
     *) return 0 ;;
   esac
   return 1
+}
+
+# What jq 1.6's --stream parser lets through and a full parse refuses: a `[` right
+# after a closing bracket (`[[1] [2]]`, `{"a": [1] [2]}`: no comma between). Never
+# in JSON, outside strings; found line by line with the strings taken out (they end
+# on their line: _check_python_json passed), and across lines. A file whose lines
+# are too long for the memory of sed is not checked (jq's answer stands).
+# Arguments: FILE. Sets (on 1): st_reason. Returns: 0 fine (or not known), 1 found.
+wandb_resume::_check_stream_gap() {
+  local at
+  # shellcheck disable=SC2016 # awk's own variables
+  at=$(
+    ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
+    LC_ALL=C sed -E 's/"([^"\\]|\\.)*"/""/g; s/[ \t\r]+//g' -- "$1" 2>/dev/null |
+      LC_ALL=C awk '/[]}]\[/ || (p && /^\[/) { print NR; exit } /./ { p = /[]}]$/ }' 2>/dev/null
+  )
+  [[ $at == [1-9]*([0-9]) ]] || return 0
+  st_reason="not valid JSON (truncated?): Expected separator between values at line $at (a [ right after a closing bracket)"
+  return 1
+}
+
+# _check_python_json's line and _check_utf8 in one (for _read_split's grep, in the C
+# locale): inside strings, only UTF-8 as Python's decoder takes it (no overlong
+# forms, no surrogates, nothing above U+10FFFF), no control characters, and only
+# the escapes JSON has; outside strings, ASCII tokens.
+_WANDB_RESUME_PY_TEXT_LINE='^(?:[ \t\r\[\]{}:,]|"(?:[\x20\x21\x23-\x5b\x5d-\x7f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*+"|true|false|null|NaN|-?Infinity|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?(?![0-9.eE+-]))*+$'
+
+# A line whose strings all end on it (for _read_split, in the C locale).
+_WANDB_RESUME_STRINGS_LINE='^(?:[^"]|"(?:[^"\\]|\\.)*+")*+$'
+
+# The pieces of a large trainer_state.json (_read_split): about this many bytes each
+# (jq holds one at a time: ~7 times its size), and how far past that a line that
+# ends a log_history entry is looked for.
+_WANDB_RESUME_CHUNK=2097152
+_WANDB_RESUME_REACH=262144
+
+# A large trainer_state.json parsed whole, in bounded memory and on two cores: the
+# file in HF's layout (indent 2: log_history's entries are the lines from
+# `  "log_history": [` to `  ],`, one ending `    },` before each next one) is cut,
+# at some of those entry ends, into JSON texts that two jq read one at a time, each
+# its half: (head) the file up to log_history's `[`, closed with `]}`; (chunks)
+# `[1,` E1, ..., En `]`, then `[2` `,` En+1 ... `]` and so on, every cut written
+# before the comma that ends an entry; (end mark) `[K]`, K one past the last chunk;
+# the second jq then (tail) `{"":0` and the rest of the file after log_history's
+# `]`. Between the pieces, runs of spaces and newlines become one space (`tr -s`).
+#
+# Why a jq that reads exactly that sequence (the "split" program) gives the answer
+# of a full parse, whatever the file holds:
+# - Every cut writes `]` then `[` (or `}` then `[`, `]` then `{`). Inside a JSON
+#   value a closing bracket is followed by `,` or another closing bracket, never by
+#   an opening one: so where jq reads without error, every cut ends a value, and
+#   each piece is one value or more. The program takes one value per piece, in order
+#   (the chunk numbers 1, 2, ... and K, the head and tail objects where they belong)
+#   and nothing else: each piece is exactly one value.
+# - The head `P[]}` one object: its `[]` is a member value of the top-level object.
+#   Each chunk `[k` + T + `]` of 2 values or more: T is `,` (or, in the first, the
+#   start of) a non-empty list of values. The tail `{"":0` + Y one object: Y is `}`
+#   or `, members }`. Put back together, P `[` list, list, ... `]` Y: one object,
+#   whose keys outside log_history are the head's, then the tail's (a later one wins,
+#   as in a full parse).
+# - The file is read through one descriptor (the same file throughout), and each
+#   writer must end well (a writer cut short could end on a value of the file's own
+#   making); the file's size, inode and times must not change meanwhile.
+# - tr -s changes only white space and the text inside strings (of log_history
+#   entries, never read) when no string spans lines (what JSON never does, and tr
+#   would mend): every line passed the grep of _WANDB_RESUME_PY_TEXT_LINE, or else
+#   that of _WANDB_RESUME_STRINGS_LINE, or the answer is not taken.
+# jq's depth limit (256) counts from log_history's entries in a chunk, one less
+# than in a whole parse (Python's json goes deeper than both).
+# Arguments: FILE. Reads: head (the file's first 4 KiB).
+# Sets: out (the fields of the "last" jq, when sure), text (ok: the grep passed; bad:
+#   a line did not; truncated: the file does not end with `}`; else unknown).
+# Returns: 0 sure, 1 not (another layout, damage, a tool that failed, the file changed:
+#   the caller parses the file the old way, which says what went wrong).
+wandb_resume::_read_split() {
+  local file=$1 prefix open_end stamp size win rest close mid=0 off line res
+  local -a found=()
+  text=unknown
+  [[ $head == *$'\n  "log_history": [\n'* ]] || return 1
+  prefix=${head%%$'\n  "log_history": [\n'*}
+  open_end=$((${#prefix} + 19))
+  stamp=$(stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
+  size=${stamp%% *}
+  IFS= read -r -d '' win < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" 2>/dev/null)
+  # (bash matches a pattern with a leading * in time that grows with the square of
+  # the text's length: only trailing *, and single characters, on 64 KiB)
+  rest=$win
+  while [[ ${rest: -1} == [$' \t\r\n'] ]]; do rest=${rest%?}; done
+  if [[ ${rest: -1} != '}' ]]; then
+    text=truncated
+    return 1
+  fi
+  # log_history's `]`: the first line `  ]` or `  ],` in the last bytes.
+  prefix=${win%%$'\n  ]'*}
+  rest=${win:${#prefix}+4}
+  [[ ${#prefix} != "${#win}" && (${rest:0:1} == $'\n' || ${rest:0:2} == ,$'\n') ]] || return 1
+  close=$((size - ${#rest} - 1))
+  ((close > open_end)) || return 1
+  # Two halves, cut at an entry's end near the middle.
+  if ((close - open_end > 4 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))); then
+    off=$((open_end + (close - open_end) / 2))
+    mapfile -t found < <(tail -c +$((off + 1)) -- "$file" 2>/dev/null | grep -a -m 2 -b -x -F -e '    },' 2>/dev/null)
+    for line in "${found[@]}"; do
+      line=${line%%:*}
+      if [[ $line == [1-9]*([0-9]) ]] && ((${#line} < 19)); then
+        mid=$((off + line + 5))
+        # (not past the middle's share of log_history: another layout)
+        ((mid < close - 2 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))) || mid=0
+        break
+      fi
+    done
+  fi
+  res=$(
+    ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
+    exec {fd}<"$file" || exit 1
+    src=/dev/fd/$fd from=$open_end a='' b=''
+    if ((mid)); then
+      exec {fa}< <(wandb_resume::_split_jq first "$open_end" "$mid" "$open_end" <"$src")
+      from=$mid
+    fi
+    exec {fb}< <(wandb_resume::_split_jq last "$from" $((close + 1)) "$open_end" <"$src")
+    g=$(LC_ALL=C grep -a -P -v -c -m 1 -- "$_WANDB_RESUME_PY_TEXT_LINE" "$src" 2>&1)
+    printf '%s\4' "$?"
+    ((mid)) && IFS= read -r -d '' a <&"$fa"
+    IFS= read -r -d '' b <&"$fb"
+    # (the second jq's fields last: they may hold any byte but NUL)
+    printf '%s\4%s\4%s' "$a" "$(stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null)" "$b"
+  )
+  case ${res%%$'\4'*} in
+    0) text=bad ;;
+    1) text=ok ;;
+  esac
+  res=${res#*$'\4'}
+  ((mid == 0)) || [[ ${res%%$'\4'*} == ok$'\1'*$'\3'"0 0" ]] || return 1
+  res=${res#*$'\4'}
+  [[ ${res%%$'\4'*} == "$stamp" ]] || return 1
+  res=${res#*$'\4'}
+  [[ $res == @(ok|bad)$'\1'*$'end\1\3'"0 0" ]] || return 1
+  # A line the grep did not pass: the pieces' answer stands only if no string spans
+  # lines (tr -s would have made one of a string cut by a newline, which is no JSON).
+  if [[ $text != ok ]]; then
+    LC_ALL=C wandb_resume::_grep_bounded -a -P -v -q -m 1 -- "$_WANDB_RESUME_STRINGS_LINE" "$file"
+    (($? == 1)) || return 1
+  fi
+  out=${res%$'\3'*}
+}
+
+# One writer of _read_split and its jq: prints jq's fields, then \3 and the exit
+# statuses of the writer and of jq. stdin: the file, at its start.
+# Arguments: PART (first|last) FROM TO OPEN_END
+wandb_resume::_split_jq() {
+  wandb_resume::_split_stream "$@" 2>/dev/null |
+    jq -j -n --arg mode split --arg part "$1" --arg head '' --argjson window 0 \
+      "$_WANDB_RESUME_JQ_STATE" 2>/dev/null
+  printf '\3%s %s' "${PIPESTATUS[0]}" "${PIPESTATUS[1]}"
+}
+
+# Write the pieces of _read_split for FILE's bytes from FROM to TO (stdin: FILE, at
+# its start): the head, then the chunks from FROM (OPEN_END, just after log_history's
+# `[`, or a comma that ends an entry) to TO (such a comma, for PART first; one past
+# log_history's `]` for PART last), the end mark, and for PART last the tail.
+# Arguments: PART FROM TO OPEN_END. Returns: 0, or non-zero when it could not write
+#   them all (a read that failed, no entry's end where one was looked for).
+wandb_resume::_split_stream() {
+  local part=$1 from=$2 to=$3 open_end=$4
+  local - # (it runs in a subshell of _read_split's; and should it not, the caller's options stay)
+  set -o pipefail
+  head -c "$open_end" || return
+  printf ']}\n[1'
+  if ((from == open_end)); then
+    printf ','
+  else
+    dd iflag=skip_bytes skip=$((from - open_end)) count=0 status=none || return
+  fi
+  {
+    local pos=$from k=1 line limit
+    # (the line that ends the look may end 7 bytes past REACH: never past TO)
+    while ((to - pos > _WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH + 8)); do
+      head -c "$_WANDB_RESUME_CHUNK" || exit
+      pos=$((pos + _WANDB_RESUME_CHUNK)) limit=$((pos + _WANDB_RESUME_REACH))
+      # On to the next line `    },` (the first line read is the rest of the one
+      # head stopped in: never taken).
+      IFS= read -r line || exit
+      while :; do
+        printf '%s\n' "$line"
+        pos=$((pos + ${#line} + 1))
+        ((pos < limit)) || exit 1
+        IFS= read -r line || exit
+        if [[ $line == '    },' ]]; then
+          k=$((k + 1)) pos=$((pos + 7))
+          printf '    }]\n[%d,\n' "$k"
+          break
+        fi
+      done
+    done
+    head -c $((to - pos)) || exit
+    [[ $part == first ]] && printf ']'
+    printf '\n[%d]\n' $((k + 1))
+  } | tr -s ' \n' ' ' || return
+  [[ $part == first ]] && return 0
+  printf '{"":0'
+  cat
 }
 
 # Is FILE (CHECKPOINT/trainer_state.json) still exactly as the trainer saved it? True
