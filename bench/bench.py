@@ -132,13 +132,15 @@ def record_saves(tree):
         record_save(str(checkpoint))
 
 
-def interleaved(cmds, runs):
-    """Median wall time (s) and peak RSS (MB) of each command of CMDS, run in turn RUNS
-    times (one of each, then again): load on the machine weighs on all of them alike."""
+def interleaved(cmds, runs, envs=None):
+    """Median wall time (s) and peak RSS (MB) of each command of CMDS (each under its
+    environment of ENVS, default ours), run in turn RUNS times (one of each, then again):
+    load on the machine weighs on all of them alike."""
+    envs = envs or [None] * len(cmds)
     times, peaks = [[] for _ in cmds], [0.0 for _ in cmds]
     for _ in range(runs):
         for i, cmd in enumerate(cmds):
-            t, mem = measure(cmd, 1)
+            t, mem = measure(cmd, 1, envs[i])
             times[i].append(t)
             peaks[i] = max(peaks[i], mem)
     return [(statistics.median(t), peak) for t, peak in zip(times, peaks)]
@@ -253,16 +255,6 @@ def print_source_cost(runs):
     print(line)
 
 
-def interleaved(cmd, env_a, env_b, n):
-    """Median wall times (s) of CMD under ENV_A and under ENV_B, N runs each, interleaved
-    (so that a change in the machine's load weighs on both alike)."""
-    a, b = [], []
-    for _ in range(n):
-        a.append(measure(cmd, 1, env_a)[0])
-        b.append(measure(cmd, 1, env_b)[0])
-    return statistics.median(a), statistics.median(b)
-
-
 def print_bootstrap_cost(runs, loops=20):
     """What the Python hand-off costs a process that never imports transformers:
     `python -c pass` without and with the bootstrap on PYTHONPATH (as a decision puts it,
@@ -271,7 +263,8 @@ def print_bootstrap_cost(runs, loops=20):
     with_boot = dict(env, TRAIN_RESUME_CHECKPOINT="/nowhere/checkpoint-2")
     with_boot["PYTHONPATH"] = f"{ROOT / 'train_resume' / 'bootstrap'}{os.pathsep}{ROOT}"
     n = max(runs, loops)
-    bare_t, boot_t = interleaved([sys.executable, "-c", "pass"], env, with_boot, n)
+    cmd = [sys.executable, "-c", "pass"]
+    (bare_t, _), (boot_t, _) = interleaved([cmd, cmd], n, [env, with_boot])
     print(
         f"python -c pass: {bare_t * 1000:.1f} ms; with the bootstrap (train_resume/bootstrap "
         f"first on PYTHONPATH): {boot_t * 1000:.1f} ms (+{(boot_t - bare_t) * 1000:.1f} ms; "
@@ -309,7 +302,8 @@ def print_pth_cost(runs, loops=20):
     per_start = float(inert.stdout) * 1e6
     in_force = dict(env, TRAIN_RESUME_OUTPUT_DIR="/nowhere/out")
     n = max(runs, loops)
-    bare_t, hooked_t = interleaved([sys.executable, "-c", "pass"], env, in_force, n)
+    cmd = [sys.executable, "-c", "pass"]
+    (bare_t, _), (hooked_t, _) = interleaved([cmd, cmd], n, [env, in_force])
     print(
         f"train-resume.pth, no decision in force: {per_start:.1f} us a start (the line, as "
         f"site runs it: exec, in-process); python -c pass with the hand-off through it "
