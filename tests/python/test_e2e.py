@@ -1,7 +1,9 @@
 """End to end: a real TRL GRPO run killed with SIGKILL and resumed through train-resume.
 
 The same command each time (bin/train-resume -o OUT -- python examples/tiny_grpo.py);
-the run is killed as soon as a given checkpoint is complete.
+the run is killed (the whole process tree, SIGKILL) at the first step end after a given
+checkpoint is complete: the trainer waits there for the word to go on
+(examples/demo.py run_segment), so the kill lands there whatever the machine's load.
 """
 
 import json
@@ -52,6 +54,8 @@ def killed(tmp_path_factory):
     """A run SIGKILLed once checkpoint-KILL_AFTER was complete; not resumed yet."""
     out = tmp_path_factory.mktemp("killed") / "out"
     assert start(out, out.parent / "log", kill_after=KILL_AFTER) == "killed"
+    # killed at the step end after checkpoint-KILL_AFTER, before the next save
+    assert newest_checkpoint(out).name == f"checkpoint-{KILL_AFTER}"
     return out
 
 
