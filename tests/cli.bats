@@ -15,6 +15,12 @@ accepted_options() {
     grep -oE -- '--[a-z-]+' | sort -u
 }
 
+@test "the did-you-mean list holds every option the parser accepts, and no other" {
+  # shellcheck source=lib/wandb_resume.sh
+  source "$LIB"
+  assert_equal "$(printf '%s\n' "${_WANDB_RESUME_OPTIONS[@]}" | sort -u)" "$(accepted_options)"
+}
+
 @test "--help lists every option the parser accepts, and no other" {
   run -0 "$TR" --help
   local listed
@@ -131,7 +137,7 @@ accepted_options() {
   for tool in bash env cat tail head sort stat id df du readlink mkdir mv uname flock; do
     ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
   done
-  run -1 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" -- touch ran
+  run -1 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" -- bash -c ": >ran"
   assert_stderr --partial "jq not found on PATH: it is needed to check the trainer_state.json of the 1 checkpoint(s) in $OUT, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work)"
   assert [ ! -e ran ]
 }

@@ -126,6 +126,7 @@ step 0 while the job resumes stops with an error before the first step.
 
 Exit status: 0 decided (or COMMAND's own status), 1 the decision failed (an
 explicit checkpoint is unusable, the output dir unreadable, jq missing, ...),
-2 usage error.
+2 usage error, 126 COMMAND is not executable, 127 COMMAND not found (nothing
+was decided or run).
 EOF
 }

@@ -1,0 +1,66 @@
+#!/usr/bin/env bats
+# Messages for common mistakes (issue 20): what a newcomer gets wrong first, and the
+# one clear line each gets instead of a bare error or bash's own noise.
+bats_require_minimum_version 1.5.0
+
+setup() {
+  load test_helper/common
+  common_setup
+}
+
+@test "an option in HF's spelling gets a did-you-mean: --output_dir -> --output-dir" {
+  run -2 --separate-stderr "$TR" --output_dir "$OUT" -- true
+  assert_stderr --partial 'unknown option: --output_dir (did you mean --output-dir?)'
+  run -2 --separate-stderr "$TR" --output_dir="$OUT" -- true
+  assert_stderr --partial "unknown option: --output_dir=$OUT (did you mean --output-dir?)"
+  assert [ ! -e "$OUT" ]
+}
+
+@test "near-misses of an option get a did-you-mean: a typo, a prefix, another case, an HF name" {
+  local typo
+  for typo in --ouput-dir:--output-dir --jsn:--json --Explain:--explain --nolock:--no-lock \
+    --forget:--forget-failed --checkpoint-dir:--checkpoint --resume_from_checkpoint:--checkpoint \
+    --dry-run:--explain '--wandb:--wandb-dir or --wandb-rewind'; do
+    run -2 --separate-stderr "$TR" "${typo%%:*}" x
+    assert_stderr --partial "unknown option: ${typo%%:*} (did you mean ${typo#*:}?)"
+  done
+}
+
+@test "an option like none of ours gets no guess" {
+  run -2 --separate-stderr "$TR" --frobnicate
+  assert_stderr --partial 'unknown option: --frobnicate'
+  refute_stderr --partial 'did you mean'
+}
+
+@test "no arguments at all: the usage lines and where to read more, exit 2" {
+  run -2 --separate-stderr "$TR"
+  assert_output ''
+  assert_stderr --regexp '^Usage: train-resume \[OPTIONS\] \[--\] COMMAND \[ARGS\.\.\.\]'
+  assert_stderr --partial 'train-resume sync OUTPUT_DIR [--dry-run]'
+  assert_stderr --partial "Try 'train-resume --help' for the options."
+  refute_stderr --partial 'error'
+}
+
+@test "a mistyped COMMAND: 'command not found: pythn', exit 127, nothing decided, locked or made" {
+  run -127 --separate-stderr "$TR" -o "$OUT" -- pythn train.py
+  assert_equal "$stderr" 'train-resume: ❌ error: command not found: pythn (nothing was run)'
+  assert [ ! -e "$OUT" ]
+}
+
+@test "a COMMAND path that does not exist is not found either, exit 127" {
+  run -127 --separate-stderr "$TR" -o "$OUT" -- ./train.sh
+  assert_stderr 'train-resume: ❌ error: command not found: ./train.sh (nothing was run)'
+}
+
+@test "a COMMAND that is not executable: exit 126, as a shell's" {
+  printf '#!/bin/sh\n' >train.sh
+  run -126 --separate-stderr "$TR" -o "$OUT" -- ./train.sh
+  assert_stderr 'train-resume: ❌ error: cannot run ./train.sh: not an executable file (nothing was run)'
+  run -126 --separate-stderr "$TR" -o "$OUT" -- "$WORK"
+  assert_stderr --partial "cannot run $WORK: not an executable file"
+}
+
+@test "--explain does not need COMMAND to exist (nothing is run)" {
+  run -0 --separate-stderr "$TR" -o "$OUT" --explain -- pythn train.py
+  assert_stderr --partial 'would run: pythn train.py'
+}
