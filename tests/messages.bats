@@ -64,3 +64,30 @@ setup() {
   run -0 --separate-stderr "$TR" -o "$OUT" --explain -- pythn train.py
   assert_stderr --partial 'would run: pythn train.py'
 }
+
+@test "without jq nothing starts, not even a new run (its first restart would need jq); says how to get the command" {
+  run -1 --separate-stderr env PATH="$(no_jq_path)" "$TR" -o "$OUT" -- touch ran
+  assert_stderr --partial "jq not found on PATH: every checkpoint's trainer_state.json is read with it, so a job started without it could not be resumed. Nothing was run: install the jq command (apt-get install jq, dnf install jq, brew install jq; without root: conda install -c conda-forge jq; the pip package jq has no command)"
+  refute_stderr --partial 'make deps'
+  assert [ ! -e ran ]
+  assert [ ! -e "$OUT" ]
+}
+
+@test "without jq --explain says the same (a start would fail), and so does wandb_resume::configure" {
+  run -1 --separate-stderr env PATH="$(no_jq_path)" "$TR" -o "$OUT" --explain --json
+  assert_output ''
+  assert_stderr --partial 'jq not found on PATH'
+  # shellcheck source=lib/wandb_resume.sh
+  source "$LIB"
+  local rc=0
+  PATH=$(no_jq_path) wandb_resume::configure -o "$OUT" 2>"$WORK/err" || rc=$?
+  assert_equal "$rc" 1
+  assert [ -z "${WANDB_RESUME+set}" ]
+  run grep -c 'jq not found on PATH' "$WORK/err"
+  assert_output 1
+}
+
+@test "--help and --version need no jq" {
+  run -0 env PATH="$(no_jq_path)" "$TR" --version
+  run -0 env PATH="$(no_jq_path)" "$TR" --help
+}

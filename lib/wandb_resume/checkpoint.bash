@@ -203,7 +203,7 @@ wandb_resume::_latest() {
   done
   ((${#good[@]} > 0)) || return 0
   if ! command -v jq >/dev/null 2>&1; then
-    error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
+    error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work): $_WANDB_RESUME_JQ_INSTALL"
     return 1
   fi
   # Newest first without sorting: the glob sorts by name, and numbers without

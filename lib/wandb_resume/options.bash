@@ -123,6 +123,12 @@ wandb_resume::_parse_options() {
     printf '%s\n' "Try 'train-resume --help'." >&2
     return 2
   fi
+  # A job that starts without jq would fail on its first restart, when there are
+  # checkpoints to check: it does not start at all.
+  if ! command -v jq >/dev/null 2>&1; then
+    wandb_resume::_log error error "jq not found on PATH: every checkpoint's trainer_state.json is read with it, so a job started without it could not be resumed. Nothing was run: $_WANDB_RESUME_JQ_INSTALL"
+    return 1
+  fi
   # COMMAND as the shell would find it (exit 127, as a shell's), before anything is
   # decided or locked.
   if [[ $caller == cli ]] && ((!explain)) && ! wandb_resume::_runnable "${command[0]}"; then

@@ -125,7 +125,8 @@ step 0 while the job resumes stops with an error before the first step.
    "skipped": [{"path": PATH, "reason": TEXT}...], "warnings": [TEXT...]}
 
 Exit status: 0 decided (or COMMAND's own status), 1 the decision failed (an
-explicit checkpoint is unusable, the output dir unreadable, jq missing, ...),
+explicit checkpoint is unusable, the output dir unreadable, jq missing: it is
+needed on every start, since the restarts read checkpoints with it, ...),
 2 usage error, 126 COMMAND is not executable, 127 COMMAND not found (nothing
 was decided or run).
 EOF
