@@ -91,3 +91,31 @@ setup() {
   run -0 env PATH="$(no_jq_path)" "$TR" --version
   run -0 env PATH="$(no_jq_path)" "$TR" --help
 }
+
+@test "an output dir whose parent does not exist either: a warning (a mistyped parent would be a new run)" {
+  explain -o "$WORK/ruhns/exp1"
+  assert_success
+  assert_equal "$(field .mode)" new
+  assert_stderr --partial "⚠️ the output dir's parent $WORK/ruhns does not exist either: a new run creates the whole path (mistyped? a resume needs the dir that holds the checkpoints)"
+  assert_equal "$(field '.warnings | length')" 1
+}
+
+@test "an output dir that does not exist yet in an existing parent: no warning" {
+  explain -o "$OUT"
+  assert_success
+  refute_stderr --partial 'does not exist either'
+  assert_equal "$(field '.warnings | length')" 0
+}
+
+@test "a relative -c that is not under the cwd but under the output dir: the error says which path to give" {
+  make_state "$OUT/checkpoint-2" 2
+  run -1 --separate-stderr "$TR" -o "$OUT" -c checkpoint-2 -- true
+  assert_stderr --partial "checkpoint $WORK/checkpoint-2 (from --checkpoint) cannot be used: no such file or directory (a relative path is taken from the current directory, $WORK; $OUT/checkpoint-2 exists: give that path)"
+}
+
+@test "a relative -c found nowhere: no hint" {
+  mkdir -p "$OUT"
+  run -1 --separate-stderr "$TR" -o "$OUT" -c checkpoint-9 -- true
+  assert_stderr --partial "checkpoint $WORK/checkpoint-9 (from --checkpoint) cannot be used: no such file or directory"
+  refute_stderr --partial 'relative path'
+}
