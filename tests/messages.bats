@@ -119,3 +119,48 @@ setup() {
   assert_stderr --partial "checkpoint $WORK/checkpoint-9 (from --checkpoint) cannot be used: no such file or directory"
   refute_stderr --partial 'relative path'
 }
+
+# A resume whose checkpoint carries no W&B run id, and no run folder anywhere.
+resume_without_id() {
+  cp -R "$FIXTURES/plain-run" "$OUT"
+  rm -r "$OUT/wandb"
+}
+
+@test "no W&B run id found is a warning (⚠️), not an error: the job goes on" {
+  resume_without_id
+  run -0 --separate-stderr "$TR" -o "$OUT" -- printenv WANDB_RESUME
+  assert_output allow
+  assert_stderr --partial '⚠️ no W&B run id found (searched:'
+  refute_stderr --partial '❌'
+  WANDB_RESUME_LANG=zh run -0 --separate-stderr "$TR" -o "$OUT" -- true
+  assert_stderr --partial '⚠️ 未能找到WandB run ID'
+}
+
+@test "no W&B run id message when W&B is off: WANDB_MODE=disabled" {
+  resume_without_id
+  WANDB_MODE=disabled run -0 --separate-stderr "$TR" -o "$OUT" -- true
+  refute_stderr --partial 'no W&B run id found'
+  assert_stderr --partial 'resuming from checkpoint'
+}
+
+@test "no W&B run id message when COMMAND says --report_to none (or another integration)" {
+  resume_without_id
+  local args
+  for args in '--report_to none' '--report-to=none' '--report_to tensorboard' \
+    '--report_to=wandb --report_to none'; do
+    # shellcheck disable=SC2086 # the arguments are meant to split
+    run -0 --separate-stderr "$TR" -o "$OUT" -- true train.py $args
+    refute_stderr --partial 'no W&B run id found'
+  done
+}
+
+@test "the W&B run id message stays when COMMAND may report to W&B" {
+  resume_without_id
+  local args
+  for args in '' '--report_to wandb' '--report_to tensorboard wandb' '--report_to=all' \
+    '--report_to none --report_to=WandB'; do
+    # shellcheck disable=SC2086 # the arguments are meant to split
+    run -0 --separate-stderr "$TR" -o "$OUT" -- true train.py $args
+    assert_stderr --partial '⚠️ no W&B run id found'
+  done
+}
