@@ -19,7 +19,7 @@ setup() {
 @test "near-misses of an option get a did-you-mean: a typo, a prefix, another case, an HF name" {
   local typo
   for typo in --ouput-dir:--output-dir --jsn:--json --Explain:--explain --nolock:--no-lock \
-    --forget:--forget-failed --checkpoint-dir:--checkpoint --resume_from_checkpoint:--checkpoint \
+    --forget:--forget-failed --checkpoint-dir:--checkpoint --resume_from_checkpoint:--checkpoint --out:--output-dir \
     --dry-run:--explain '--wandb:--wandb-dir or --wandb-rewind'; do
     run -2 --separate-stderr "$TR" "${typo%%:*}" x
     assert_stderr --partial "unknown option: ${typo%%:*} (did you mean ${typo#*:}?)"

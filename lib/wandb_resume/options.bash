@@ -21,14 +21,16 @@ wandb_resume::_optarg() {
   fi
 }
 
-# Step 0: read the options and check them.
+# Step 0: read the options and check them, that jq is there, and (to run one)
+# that COMMAND can be found.
 # Arguments: CALLER (library|cli) OPTIONS [--] [COMMAND...]
 # Sets (the decision's locals, see decide.bash): output_dir, checkpoint, config,
 #   wandb_dir, resume_mode, sources, source_list, rewind, forget_failed, no_lock,
 #   allow_weights_only,
 #   explain, json, quiet, command;
 #   stop=1 after --help or --version (printed here).
-# Returns: 0, or 2 on a usage error (logged).
+# Returns: 0; 2 a usage error (no arguments at all: the usage lines); 1 jq is
+#   missing; 127 COMMAND not found, 126 not executable (each logged).
 wandb_resume::_parse_options() {
   local caller=$1 value take src hint usage status
   shift
@@ -156,12 +158,14 @@ wandb_resume::_did_you_mean() {
   case $norm in
     --resume-from-checkpoint | --resume-from | --resume) best=--checkpoint ;;
     --dry-run) best=--explain ;;
-    --output | --out | --outdir | --out-dir) best=--output-dir ;;
+    --out | --outdir | --out-dir) best=--output-dir ;;
   esac
-  for known in "${_WANDB_RESUME_OPTIONS[@]}"; do
-    [[ $norm == "$known" ]] && best=$known && break
-    [[ (${#norm} -ge 5 && $known == "$norm"*) || $norm == "$known"-* ]] && best+=${best:+ or }$known
-  done
+  if [[ -z $best ]]; then
+    for known in "${_WANDB_RESUME_OPTIONS[@]}"; do
+      [[ $norm == "$known" ]] && best=$known && break
+      [[ (${#norm} -ge 5 && $known == "$norm"*) || $norm == "$known"-* ]] && best+=${best:+ or }$known
+    done
+  fi
   if [[ -z $best ]]; then
     for known in "${_WANDB_RESUME_OPTIONS[@]}"; do
       wandb_resume::_distance "$norm" "$known"
