@@ -79,8 +79,9 @@ def main():
         )
     for name in ("typical", "huge", "wide"):
         record_saves(trees / name)
-    bare = shutil.which("python3") or sys.executable
-    python_pass, _ = measure([bare, "-c", "pass"], runs)
+    on_path, interpreter = python3_interpreter()
+    shim_pass, _ = measure([on_path, "-c", "pass"], runs)
+    python_pass, _ = measure([interpreter, "-c", "pass"], runs)
     venv_pass, _ = measure([sys.executable, "-c", "pass"], runs)
     rows = []
     for name in ("typical", "huge", "wide"):
@@ -95,9 +96,15 @@ def main():
         f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}, "
         f"python {platform.python_version()}, jq {jq_version()}; {runs} runs each, medians"
     )
+    shim = (
+        ""
+        if on_path == interpreter
+        else f"; through {on_path} (a launcher, e.g. a pyenv shim): {shim_pass * 1000:.0f} ms"
+    )
     print(
-        f"`python3 -c pass` ({bare}): {python_pass * 1000:.0f} ms; "
-        f"the venv's python: {venv_pass * 1000:.0f} ms\n"
+        f"`python3 -c pass`, the interpreter itself ({interpreter}): "
+        f"{python_pass * 1000:.0f} ms{shim}; the venv's python "
+        f"({os.path.realpath(sys.executable)}, with its site-packages): {venv_pass * 1000:.0f} ms\n"
     )
     head = "| tree | train-resume | peak MB | spawns | Python reference | peak MB "
     head += "| jq on the whole state | peak MB | reference / ours | target |"
@@ -109,11 +116,28 @@ def main():
             f"| {ref_mem:.1f} | {jq_t * 1000:.0f} ms | {jq_mem:.1f} | {ref_t / t:.1f} "
             f"| {TARGETS[name]} |"
         )
-    print(f"\ntypical / `python3 -c pass` = {rows[0][1] / python_pass:.2f} (target <= 0.33)")
+    print(
+        f"\ntypical / `python3 -c pass` (the interpreter itself) = "
+        f"{rows[0][1] / python_pass:.2f} (target <= 0.33)"
+    )
     print_unrecorded_cost(trees, runs)
     print_source_cost(runs)
     print_bootstrap_cost(runs)
     print_weights_cost(runs)
+
+
+def python3_interpreter():
+    """(`python3` as found on PATH, the interpreter it runs). A launcher such as a
+    pyenv shim (a shell script that picks a version, then execs it) costs tens of ms
+    of its own: timings are divided by the interpreter's start, not the shim's."""
+    on_path = shutil.which("python3") or sys.executable
+    real = subprocess.run(
+        [on_path, "-c", "import sys; print(sys.executable)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return on_path, os.path.realpath(real or on_path)
 
 
 def record_saves(tree):
@@ -208,25 +232,53 @@ def print_source_cost(runs):
     print(line)
 
 
-def print_bootstrap_cost(runs, loops=20):
+def print_bootstrap_cost(runs, loops=100):
     """What the Python hand-off costs a process that never imports transformers:
     `python -c pass` without and with the bootstrap on PYTHONPATH (as a decision puts it,
-    resuming), medians of max(RUNS, LOOPS) runs each, interleaved."""
+    resuming), max(RUNS, LOOPS) pairs run one after the other: the medians of the
+    pairs' differences in wall time and in CPU time (user + system: less moved by other
+    load on the machine); and what `python -X importtime` reports for importing the
+    bootstrap (sitecustomize, with train_resume.hook), median of as many runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAIN_RESUME_", "PYTHON"))}
     with_boot = dict(env, TRAIN_RESUME_CHECKPOINT="/nowhere/checkpoint-2")
     with_boot["PYTHONPATH"] = f"{ROOT / 'train_resume' / 'bootstrap'}{os.pathsep}{ROOT}"
     cmd = [sys.executable, "-c", "pass"]
     n = max(runs, loops)
-    bare, boot = [], []
+    bare, boot, imports = [], [], []
     for _ in range(n):
-        bare.append(measure(cmd, 1, env)[0])
-        boot.append(measure(cmd, 1, with_boot)[0])
-    bare_t, boot_t = statistics.median(bare), statistics.median(boot)
+        bare.append(run_once(cmd, env))
+        boot.append(run_once(cmd, with_boot))
+        imports.append(import_time([sys.executable, "-X", "importtime", "-c", "pass"], with_boot))
+    wall = statistics.median(b[0] - a[0] for a, b in zip(bare, boot)) * 1000
+    cpu = statistics.median(b[1] - a[1] for a, b in zip(bare, boot)) * 1000
     print(
-        f"python -c pass: {bare_t * 1000:.1f} ms; with the bootstrap (train_resume/bootstrap "
-        f"first on PYTHONPATH): {boot_t * 1000:.1f} ms (+{(boot_t - bare_t) * 1000:.1f} ms; "
-        f"median of {n} each)"
+        f"python -c pass (the venv's): {statistics.median(a[0] for a in bare) * 1000:.1f} ms; "
+        f"the bootstrap (train_resume/bootstrap first on PYTHONPATH, resuming) adds "
+        f"{wall:+.1f} ms wall, {cpu:+.1f} ms CPU (medians of {n} pairs); importing it "
+        f"(-X importtime: sitecustomize with train_resume.hook) takes "
+        f"{statistics.median(imports):.1f} ms"
     )
+
+
+def run_once(cmd, env):
+    """(wall s, CPU s of user + system) of one run of CMD."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed (exit {proc.returncode})")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
+def import_time(cmd, env, module="sitecustomize"):
+    """The cumulative import time (ms) of MODULE that `python -X importtime` reports."""
+    err = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stderr
+    for line in err.splitlines():
+        fields = [f.strip() for f in line.removeprefix("import time:").split("|")]
+        if len(fields) == 3 and fields[2] == module:
+            return int(fields[1]) / 1000
+    raise SystemExit(f"{cmd}: no import time for {module}")
 
 
 def jq_version():
