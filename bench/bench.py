@@ -44,6 +44,17 @@ def measure(cmd, runs, env=None):
     return statistics.median(times), peak
 
 
+def measure_against(base, cmd, runs):
+    """(median s and peak MB of CMD, median s of BASE) over RUNS runs of each, in turn."""
+    cmd_times, base_times, peak = [], [], 0.0
+    for _ in range(runs):
+        base_times.append(measure(base, 1)[0])
+        t, mem = measure(cmd, 1)
+        cmd_times.append(t)
+        peak = max(peak, mem)
+    return statistics.median(cmd_times), peak, statistics.median(base_times)
+
+
 def spawns(cmd):
     """How many programs one run executes (execve calls that succeeded), via strace."""
     if not shutil.which("strace"):
@@ -80,14 +91,17 @@ def main():
     for name in ("typical", "huge", "wide"):
         record_saves(trees / name)
     on_path, interpreter = python3_interpreter()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     shim_pass, _ = measure([on_path, "-c", "pass"], runs)
-    python_pass, _ = measure([interpreter, "-c", "pass"], runs)
     venv_pass, _ = measure([sys.executable, "-c", "pass"], runs)
     rows = []
     for name in ("typical", "huge", "wide"):
         tree = trees / name
         ours = [str(TRAIN_RESUME), "-q", "-o", str(tree), "--explain", "--json"]
-        t, mem = measure(ours, runs)
+        if name == "typical":  # the ratio's two terms, run in turn: the same load for both
+            t, mem, python_pass = measure_against([interpreter, "-c", "pass"], ours, runs)
+        else:
+            t, mem = measure(ours, runs)
         reference = [sys.executable, str(ROOT / "bench" / "reference.py"), str(tree)]
         ref_t, ref_mem = measure(reference, runs)
         jq_t, jq_mem = measure(["jq", ".global_step", str(newest_state(tree))], max(1, runs // 2))
@@ -96,16 +110,16 @@ def main():
         f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}, "
         f"python {platform.python_version()}, jq {jq_version()}; {runs} runs each, medians"
     )
-    shim = (
-        ""
-        if on_path == interpreter
-        else f"; through {on_path} (a launcher, e.g. a pyenv shim): {shim_pass * 1000:.0f} ms"
-    )
+    shim = ""
+    if on_path != interpreter:
+        shim = f"; through `python3` on PATH, {on_path} (a launcher: a pyenv shim?): "
+        shim += f"{shim_pass * 1000:.0f} ms"
     print(
         f"`python3 -c pass`, the interpreter itself ({interpreter}): "
-        f"{python_pass * 1000:.0f} ms{shim}; the venv's python "
-        f"({os.path.realpath(sys.executable)}, with its site-packages): {venv_pass * 1000:.0f} ms\n"
+        f"{python_pass * 1000:.0f} ms (run in turn with the typical tree){shim}; the venv's "
+        f"python ({sys.executable}, with its site-packages): {venv_pass * 1000:.0f} ms"
     )
+    print(f"load average at the start: {load}\n")
     head = "| tree | train-resume | peak MB | spawns | Python reference | peak MB "
     head += "| jq on the whole state | peak MB | reference / ours | target |"
     print(head)
