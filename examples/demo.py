@@ -74,10 +74,11 @@ def logged_past_checkpoint(out):
     newest one (the resumed segment will train those steps again: "replayed").
 
     W&B offline writes its .wandb file in whole 32 KiB blocks and writes the rest only
-    when the run finishes: wandb-core's transaction log (core/internal/stream/writer.go)
-    is flushed when it is opened, when online flow control reads work back from it,
-    and when it is closed, and nothing a script can call flushes it in offline mode;
-    a SIGKILL loses the unwritten tail. So the trainer goes on step by step (each
+    when the run finishes: wandb-core's transaction log (core/internal/stream/writer.go,
+    read in wandb's source of 0.28; 0.31 keeps the blocks the same way) is flushed when
+    it is opened, when online flow control reads work back from it, and when it is
+    closed, and nothing a script can call flushes it in offline mode; a SIGKILL loses
+    the unwritten tail. So the trainer goes on step by step (each
     step logs ~6 KB) until a block holding such a row is on disk; when it is, the
     trainer is waiting at a step end, and the kill lands there."""
     sys.path.insert(0, str(ROOT))
@@ -379,9 +380,12 @@ def main():
     print("train-resume demo: a tiny GRPO run, killed and resumed (log: runs/demo/demo.log)")
     print("  $ " + " ".join(cmd[:4] + ["python", "examples/tiny_grpo.py", "..."]))
     t0 = time.monotonic()
-    status = run_segment(
-        cmd, env, log_path, kill_at=kill_at, progress=progress("[1/2] first start")
-    )
+    try:
+        status = run_segment(
+            cmd, env, log_path, kill_at=kill_at, progress=progress("[1/2] first start")
+        )
+    except TimeoutError as exc:
+        fail(str(exc))
     if status != "killed":
         fail(f"the first start ended (exit {status}) before its step {max_steps}")
     print(f"\n[1/2] first start: SIGKILL at step {stopped[0]} ({time.monotonic() - t0:.1f} s)")
@@ -409,7 +413,10 @@ def main():
 
     held = facts(killed_file)[6]
     t1 = time.monotonic()
-    status = run_segment(cmd, env, log_path, progress=progress("[2/2] same command again"))
+    try:
+        status = run_segment(cmd, env, log_path, progress=progress("[2/2] same command again"))
+    except TimeoutError as exc:
+        fail(str(exc))
     print(f"\n[2/2] same command again: exit {status} ({time.monotonic() - t1:.1f} s)")
     if status != 0:
         fail(f"the resumed run failed (exit {status})")
