@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 pytest.importorskip("trl")
 sys.path.insert(0, str(ROOT / "examples"))
@@ -120,13 +120,16 @@ def test_a_half_written_newest_checkpoint_is_passed_over(killed, baseline, tmp_p
 
 
 def test_two_processes_resume_from_the_same_checkpoint_with_the_same_run(tmp_path):
-    torchrun = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2"]
-    torchrun += ["--master_port", "29533"]
+    def torchrun():
+        launcher = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2"]
+        return [*launcher, "--master_port", str(free_port())]
+
     out = tmp_path / "out"
     log = tmp_path / "log"
-    assert start(out, log, kill_after=KILL_AFTER, launcher=torchrun) == "killed"
+    status = start(out, log, kill_after=KILL_AFTER, launcher=torchrun())
+    assert status == "killed", log.read_text()[-3000:]
     resumed_from = newest_checkpoint(out)
-    status = start(out, tmp_path / "resume.log", launcher=torchrun)
+    status = start(out, tmp_path / "resume.log", launcher=torchrun())
     text = (tmp_path / "resume.log").read_text()
     assert status == 0, text[-3000:]
     run_id = stored_run_id(resumed_from)
