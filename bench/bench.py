@@ -46,6 +46,19 @@ def measure(cmd, runs, env=None):
     return statistics.median(times), peak
 
 
+def measure_against(bases, cmd, runs):
+    """(median s and peak MB of CMD, [median s of each of BASES]) over RUNS runs of
+    each, in turn."""
+    cmd_times, base_times, peak = [], [[] for _ in bases], 0.0
+    for _ in range(runs):
+        for base, times in zip(bases, base_times):
+            times.append(measure(base, 1)[0])
+        t, mem = measure(cmd, 1)
+        cmd_times.append(t)
+        peak = max(peak, mem)
+    return statistics.median(cmd_times), peak, [statistics.median(t) for t in base_times]
+
+
 def spawns(cmd):
     """How many programs one run executes (execve calls that succeeded), via strace."""
     if not shutil.which("strace"):
@@ -57,8 +70,9 @@ def spawns(cmd):
             stderr=subprocess.DEVNULL,
             check=True,
         )
-        # (a line "<... execve resumed>) = 0" ends a call another process interrupted)
-        return sum(1 for line in log if "execve" in line and "= 0" in line)
+        # Under load strace splits a call in two lines ("execve(... <unfinished ...>",
+        # then "<... execve resumed>) = 0"): the status is on the second.
+        return sum(1 for line in log if "execve" in line and line.rstrip().endswith("= 0"))
 
 
 def newest_state(tree):
@@ -82,14 +96,18 @@ def main():
         )
     for name in ("typical", "huge", "wide"):
         record_saves(trees / name)
-    bare = shutil.which("python3") or sys.executable
-    python_pass, _ = measure([bare, "-c", "pass"], runs)
-    venv_pass, _ = measure([sys.executable, "-c", "pass"], runs)
+    on_path, interpreter = python3_interpreter()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    shim_pass, _ = measure([on_path, "-c", "pass"], runs)
     rows = []
     for name in ("typical", "huge", "wide"):
         tree = trees / name
         ours = [str(TRAIN_RESUME), "-q", "-o", str(tree), "--explain", "--json"]
-        t, mem = measure(ours, runs)
+        if name == "typical":  # the ratio's terms, run in turn: the same load for each
+            bases = [[interpreter, "-c", "pass"], [sys.executable, "-c", "pass"]]
+            t, mem, (python_pass, venv_pass) = measure_against(bases, ours, runs)
+        else:
+            t, mem = measure(ours, runs)
         reference = [sys.executable, str(ROOT / "bench" / "reference.py"), str(tree)]
         ref_t, ref_mem = measure(reference, runs)
         jq_t, jq_mem = measure(["jq", ".global_step", str(newest_state(tree))], max(1, runs // 2))
@@ -98,10 +116,16 @@ def main():
         f"machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}, "
         f"python {platform.python_version()}, jq {jq_version()}; {runs} runs each, medians"
     )
+    shim = ""
+    if on_path != interpreter:
+        shim = f"; through `python3` on PATH, {on_path} (a launcher: a pyenv shim?): "
+        shim += f"{shim_pass * 1000:.0f} ms"
     print(
-        f"`python3 -c pass` ({bare}): {python_pass * 1000:.0f} ms; "
-        f"the venv's python: {venv_pass * 1000:.0f} ms\n"
+        f"`python3 -c pass`, the interpreter itself ({interpreter}): "
+        f"{python_pass * 1000:.0f} ms{shim}; the venv's python ({sys.executable}, its "
+        f"own site-packages): {venv_pass * 1000:.0f} ms (both run in turn with the typical tree)"
     )
+    print(f"load average at the start: {load}\n")
     head = "| tree | train-resume | peak MB | spawns | Python reference | peak MB "
     head += "| jq on the whole state | peak MB | reference / ours | target |"
     print(head)
@@ -112,12 +136,30 @@ def main():
             f"| {ref_mem:.1f} | {jq_t * 1000:.0f} ms | {jq_mem:.1f} | {ref_t / t:.1f} "
             f"| {TARGETS[name]} |"
         )
-    print(f"\ntypical / `python3 -c pass` = {rows[0][1] / python_pass:.2f} (target <= 0.33)")
-    print_paths(trees, runs)
+    print(
+        f"\ntypical / `python3 -c pass` (the interpreter itself) = "
+        f"{rows[0][1] / python_pass:.2f} (target <= 0.33); / the venv's python -c pass = "
+        f"{rows[0][1] / venv_pass:.2f}"
+    )
+    print_paths(trees, runs, interpreter)
     print_source_cost(runs)
     print_bootstrap_cost(runs)
     print_pth_cost(runs)
     print_weights_cost(runs)
+
+
+def python3_interpreter():
+    """(`python3` as found on PATH, the interpreter it runs). A launcher such as a
+    pyenv shim (a shell script that picks a version, then execs it) costs tens of ms
+    of its own: timings are divided by the interpreter's start, not the shim's."""
+    on_path = shutil.which("python3") or sys.executable
+    real = subprocess.run(
+        [on_path, "-c", "import sys; print(sys.executable)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return on_path, os.path.realpath(real or on_path)
 
 
 def record_saves(tree):
@@ -160,12 +202,11 @@ def records_aside(tree, aside):
             away.rename(records)
 
 
-def print_paths(trees, runs):
+def print_paths(trees, runs, interpreter):
     """Each tree with and without the callback's save records, side by side: our
     decision, the Python reference over the same files and the interpreter's own
-    `-c pass` (the real interpreter: sys.executable resolved, never a shim), run in
+    `-c pass` (the interpreter python3 runs, never a shim), run in
     turn; the programs one decision starts; the load average before and after."""
-    interpreter = os.path.realpath(sys.executable)
     before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
         f"\nrecord / no record, interleaved with the Python reference and `{interpreter} "
@@ -255,20 +296,31 @@ def print_source_cost(runs):
     print(line)
 
 
-def print_bootstrap_cost(runs, loops=20):
+def print_bootstrap_cost(runs, loops=100):
     """What the Python hand-off costs a process that never imports transformers:
     `python -c pass` without and with the bootstrap on PYTHONPATH (as a decision puts it,
-    resuming), medians of max(RUNS, LOOPS) runs each, interleaved."""
+    resuming), max(RUNS, LOOPS) pairs run one after the other: the medians of the
+    pairs' differences in wall time and in CPU time (user + system: less moved by other
+    load on the machine); and what `python -X importtime` reports for importing the
+    bootstrap (sitecustomize, with train_resume.hook), median of as many runs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAIN_RESUME_", "PYTHON"))}
     with_boot = dict(env, TRAIN_RESUME_CHECKPOINT="/nowhere/checkpoint-2")
     with_boot["PYTHONPATH"] = f"{ROOT / 'train_resume' / 'bootstrap'}{os.pathsep}{ROOT}"
     n = max(runs, loops)
     cmd = [sys.executable, "-c", "pass"]
-    (bare_t, _), (boot_t, _) = interleaved([cmd, cmd], n, [env, with_boot])
+    bare, boot, imports = [], [], []
+    for _ in range(n):
+        bare.append(run_once(cmd, env))
+        boot.append(run_once(cmd, with_boot))
+        imports.append(import_time([sys.executable, "-X", "importtime", "-c", "pass"], with_boot))
+    wall = statistics.median(b[0] - a[0] for a, b in zip(bare, boot)) * 1000
+    cpu = statistics.median(b[1] - a[1] for a, b in zip(bare, boot)) * 1000
     print(
-        f"python -c pass: {bare_t * 1000:.1f} ms; with the bootstrap (train_resume/bootstrap "
-        f"first on PYTHONPATH): {boot_t * 1000:.1f} ms (+{(boot_t - bare_t) * 1000:.1f} ms; "
-        f"median of {n} each)"
+        f"python -c pass (the venv's): {statistics.median(a[0] for a in bare) * 1000:.1f} ms; "
+        f"the bootstrap (train_resume/bootstrap first on PYTHONPATH, resuming) adds "
+        f"{wall:+.1f} ms wall, {cpu:+.1f} ms CPU (medians of {n} pairs); importing it "
+        f"(-X importtime: sitecustomize with train_resume.hook) takes "
+        f"{statistics.median(imports):.1f} ms"
     )
 
 
@@ -310,6 +362,27 @@ def print_pth_cost(runs, loops=20):
         f"(decision in force, no bootstrap on PYTHONPATH): {hooked_t * 1000:.1f} ms against "
         f"{bare_t * 1000:.1f} ms (+{(hooked_t - bare_t) * 1000:.1f} ms; median of {n} each)"
     )
+
+
+def run_once(cmd, env):
+    """(wall s, CPU s of user + system) of one run of CMD."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd} failed (exit {proc.returncode})")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
+def import_time(cmd, env, module="sitecustomize"):
+    """The cumulative import time (ms) of MODULE that `python -X importtime` reports."""
+    err = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stderr
+    for line in err.splitlines():
+        fields = [f.strip() for f in line.removeprefix("import time:").split("|")]
+        if len(fields) == 3 and fields[2] == module:
+            return int(fields[1]) / 1000
+    raise SystemExit(f"{cmd}: no import time for {module}")
 
 
 def jq_version():

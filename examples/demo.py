@@ -4,8 +4,11 @@ The very same command runs twice:
 
     bin/train-resume -o runs/demo -- python examples/tiny_grpo.py --output_dir runs/demo ...
 
-The first time it is a new run, killed (SIGKILL, no chance to clean up) once a
-checkpoint exists; the second time train-resume finds the newest complete
+The first time it is a new run, killed (SIGKILL to the whole process tree, no
+chance to clean up) at a step end after a checkpoint, once the W&B file on disk
+holds rows past that checkpoint (the trainer waits at each step end for the word
+to go on: see run_segment; the kill never depends on the machine's speed); the
+second time train-resume finds the newest complete
 checkpoint and the W&B run id kept with it, and the run finishes. The report shows
 the run id of each segment (the same), the checkpoint resumed from, global_step
 continuing, and two pictures: runs/demo/resume.png (the trainer's log) and
@@ -13,7 +16,8 @@ runs/demo/wandb-history.png (the W&B history as the run's .wandb files hold it: 
 killed segment, the replayed steps kept out of W&B, the resumed segment; the README's
 docs/wandb-history.png is a copy).
 
-The helpers here are also used by the end-to-end tests (tests/python/test_e2e.py).
+The helpers here are also used by the end-to-end tests (tests/python/test_e2e.py,
+test_history.py) and bench/trials.py.
 """
 
 import json
@@ -22,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,12 +69,22 @@ def checkpoint_complete(checkpoint):
 
 
 def logged_past_checkpoint(out):
-    """A kill_when for run_segment: true once the W&B run file on disk holds rows of a
-    global step after the newest complete checkpoint (those steps will be replayed)."""
+    """A kill_at for run_segment: true at the first step end where a checkpoint is
+    complete and the run's W&B file on disk holds rows of a global step after the
+    newest one (the resumed segment will train those steps again: "replayed").
+
+    W&B offline writes its .wandb file in whole 32 KiB blocks and writes the rest only
+    when the run finishes: wandb-core's transaction log (core/internal/stream/writer.go,
+    read in wandb's source of 0.28; 0.31 keeps the blocks the same way) is flushed when
+    it is opened, when online flow control reads work back from it, and when it is
+    closed, and nothing a script can call flushes it in offline mode; a SIGKILL loses
+    the unwritten tail. So the trainer goes on step by step (each
+    step logs ~6 KB) until a block holding such a row is on disk; when it is, the
+    trainer is waiting at a step end, and the kill lands there."""
     sys.path.insert(0, str(ROOT))
     from train_resume.wandb_records import facts
 
-    def check():
+    def check(step):
         saved = [int(c.name[11:]) for c in out.glob("checkpoint-*") if checkpoint_complete(c)]
         files = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
         if not saved or len(files) != 1:
@@ -137,34 +152,82 @@ def kill_tree(proc):
 
 
 def run_segment(
-    cmd, env, log_path, kill_after=None, progress=None, timeout=600, kill_when=None, poll=0.02
+    cmd,
+    env,
+    log_path,
+    kill_after=None,
+    progress=None,
+    timeout=600,
+    kill_when=None,
+    poll=0.02,
+    kill_at=None,
 ):
-    """Run CMD; with kill_after=CHECKPOINT, SIGKILL it and every process below it
-    (kill_tree) as soon as that checkpoint is complete (with kill_when=CALLABLE, as soon
-    as it returns true; checked every POLL seconds). Returns the exit status, or "killed"."""
+    """Run CMD, its output appended to LOG_PATH. Returns the exit status, or "killed"
+    when it was killed (kill_tree: SIGKILL to it and everything below it), in one of
+    three ways:
+      kill_at=CALLABLE(step): at a step end the caller chose. CMD runs
+        examples/tiny_grpo.py, which then waits at the end of every optimizer step
+        (TINY_GRPO_STEP_GATE) until it is told to go on: the kill lands at the first
+        step for which CALLABLE returns true, whatever the machine's load;
+      kill_after=CHECKPOINT: so, at the first step end once CHECKPOINT is complete
+        (the step after it: a kill after the last checkpoint cannot happen);
+      kill_when=CALLABLE(): as soon as it returns true, checked every POLL seconds:
+        a moment, not a step (bench/trials.py's random kills).
+    PROGRESS(elapsed seconds) is called at each poll."""
     if kill_after is not None:
-        kill_when = lambda: checkpoint_complete(kill_after)  # noqa: E731
+        kill_at = lambda step: checkpoint_complete(kill_after)  # noqa: E731
+    gate = answered = None
+    if kill_at is not None:
+        gate = Path(tempfile.mkdtemp(prefix="tiny-grpo-gate-"))
+        env = {**env, "TINY_GRPO_STEP_GATE": str(gate)}
+        poll = min(poll, 0.005)
     started = time.monotonic()
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            while proc.poll() is None:
-                if kill_when is not None and kill_when():
+    try:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                while proc.poll() is None:
+                    step = _gate_step(gate) if gate else None
+                    if step is not None and step != answered:
+                        if kill_at(step):
+                            kill_tree(proc)
+                            return "killed"
+                        _write(gate / "go", f"{step}\n")
+                        answered = step
+                    if kill_when is not None and kill_when():
+                        kill_tree(proc)
+                        return "killed"
+                    if time.monotonic() - started > timeout:
+                        kill_tree(proc)
+                        raise TimeoutError(f"{cmd} ran over {timeout} s; see {log_path}")
+                    if progress:
+                        progress(time.monotonic() - started)
+                    time.sleep(poll)
+            except BaseException:
+                if proc.poll() is None:
                     kill_tree(proc)
-                    return "killed"
-                if time.monotonic() - started > timeout:
-                    kill_tree(proc)
-                    raise TimeoutError(f"{cmd} ran over {timeout} s; see {log_path}")
-                if progress:
-                    progress(time.monotonic() - started)
-                time.sleep(poll)
-        except BaseException:
-            if proc.poll() is None:
-                kill_tree(proc)
-            raise
-    return proc.returncode
+                raise
+        return proc.returncode
+    finally:
+        if gate is not None:
+            shutil.rmtree(gate, ignore_errors=True)
+
+
+def _gate_step(gate):
+    """The step the trainer waits at (TINY_GRPO_STEP_GATE), or None."""
+    try:
+        return int((gate / "at").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write(path, text):
+    """Write TEXT to PATH whole (a reader never sees half of it)."""
+    tmp = path.with_name(f".{path.name}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def log_history(checkpoint):
@@ -265,12 +328,20 @@ def plot_history(killed, resumed, resume_step, replayed_log, path):
     plt.close(fig)
 
 
+def fail(message):
+    """End the demo with MESSAGE (and where to look), exit 1."""
+    print(f"\n  ❌ {message}; see runs/demo/demo.log")
+    sys.exit(1)
+
+
+def wandb_files(out):
+    return set((out / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
 def main():
     out = ROOT / "runs" / "demo"
     # Not at an epoch boundary (8 steps here): transformers does not restore the data
     # order exactly there (README: "Known limits").
-    # Killed once the W&B file on disk holds rows past the newest checkpoint (W&B
-    # writes 32 KiB blocks), so the resumed segment replays steps W&B already holds.
     max_steps, save_steps = 30, 10
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -292,49 +363,77 @@ def main():
 
         return show
 
+    # The kill: the trainer waits at each step end (examples/tiny_grpo.py's step gate)
+    # and is killed at the first one where W&B's file on disk holds rows past the
+    # newest checkpoint, so that the resumed segment replays steps W&B already holds;
+    # at the last step end (before the final save) in any case: a kill never lands
+    # after the last checkpoint, and never depends on the machine's speed.
+    past_checkpoint = logged_past_checkpoint(out)
+    stopped = []
+
+    def kill_at(step):
+        if past_checkpoint(step) or step >= max_steps:
+            stopped.append(step)
+            return True
+        return False
+
     print("train-resume demo: a tiny GRPO run, killed and resumed (log: runs/demo/demo.log)")
     print("  $ " + " ".join(cmd[:4] + ["python", "examples/tiny_grpo.py", "..."]))
     t0 = time.monotonic()
-    status = run_segment(
-        cmd,
-        env,
-        log_path,
-        kill_when=logged_past_checkpoint(out),
-        progress=progress("[1/2] first start"),
-    )
-    what = (
-        "SIGKILL once W&B's file held rows past the newest checkpoint"
-        if status == "killed"
-        else f"exit {status}"
-    )
-    print(f"\n[1/2] first start: {what} ({time.monotonic() - t0:.1f} s)")
+    try:
+        status = run_segment(
+            cmd, env, log_path, kill_at=kill_at, progress=progress("[1/2] first start")
+        )
+    except TimeoutError as exc:
+        fail(str(exc))
     if status != "killed":
-        sys.exit("the run ended before it could be killed; see runs/demo/demo.log")
-    decision = json.loads(
-        subprocess.run(
-            [str(TRAIN_RESUME), "-q", "-o", str(out), "--explain", "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        fail(f"the first start ended (exit {status}) before its step {max_steps}")
+    print(f"\n[1/2] first start: SIGKILL at step {stopped[0]} ({time.monotonic() - t0:.1f} s)")
+    explained = subprocess.run(
+        [str(TRAIN_RESUME), "-q", "-o", str(out), "--explain", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
+    try:
+        decision = json.loads(explained.stdout)
+    except ValueError:
+        fail(f"train-resume --explain failed (exit {explained.returncode}): {explained.stderr}")
+    if decision.get("mode") != "resume":
+        fail(f"train-resume would not resume: {decision}")
     resumed_from = Path(decision["checkpoint"])
+    resume_step = int(resumed_from.name[11:])
     first = log_history(resumed_from)
-    (killed_file,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
+    killed_files = wandb_files(out)
+    if len(killed_files) != 1:
+        fail(f"the killed segment left {len(killed_files)} W&B run files, not 1")
+    (killed_file,) = killed_files
+    sys.path.insert(0, str(ROOT))
+    from train_resume.wandb_records import facts
+
+    held = facts(killed_file)[6]
     t1 = time.monotonic()
-    status = run_segment(cmd, env, log_path, progress=progress("[2/2] same command again"))
+    try:
+        status = run_segment(cmd, env, log_path, progress=progress("[2/2] same command again"))
+    except TimeoutError as exc:
+        fail(str(exc))
     print(f"\n[2/2] same command again: exit {status} ({time.monotonic() - t1:.1f} s)")
     if status != 0:
-        sys.exit(f"the resumed run failed (exit {status}); see runs/demo/demo.log")
+        fail(f"the resumed run failed (exit {status})")
 
     final = out / f"checkpoint-{max_steps}"
-    resume_step = int(resumed_from.name[11:])
+    if not checkpoint_complete(final):
+        fail(f"the resumed run ended without {final.name}")
     second = [r for r in log_history(final) if r["step"] > resume_step]
+    if not first or not second:
+        fail(f"no step logged {'before' if not first else 'after'} {resumed_from.name}")
+    resumed_files = wandb_files(out) - {killed_file}
+    if len(resumed_files) != 1:
+        fail(f"the resumed segment left {len(resumed_files)} W&B run files, not 1")
+    (resumed_file,) = resumed_files
     segments = wandb_segments(out)
     ids = {run_id for _, run_id in segments}
     plot(first, second, resume_step, out / "resume.png")
-    (resumed_file,) = set((out / "wandb").glob("offline-run-*/run-*.wandb")) - {killed_file}
     plot_history(killed_file, resumed_file, resume_step, second, out / "wandb-history.png")
     print("\nReport")
     for i, (folder, run_id) in enumerate(segments, 1):
@@ -347,6 +446,16 @@ def main():
         f"  global_step: segment 1 logged 1..{first[-1]['step']} before the checkpoint, "
         f"segment 2 went on at {second[0]['step']} and ended at {second[-1]['step']}"
     )
+    if held and int(held) > resume_step:
+        print(
+            f"  W&B history: the killed segment's file held rows up to step {held}; "
+            f"steps {resume_step + 1}-{held} were trained again and not sent twice"
+        )
+    else:
+        print(
+            f"  W&B history: the killed segment's file held no row past step {resume_step} "
+            "(W&B writes it in 32 KiB blocks): no step was replayed"
+        )
     print(
         f"  pictures: {(out / 'resume.png').relative_to(ROOT)}, the W&B history: "
         f"{(out / 'wandb-history.png').relative_to(ROOT)}"

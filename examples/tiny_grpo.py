@@ -7,9 +7,16 @@ ordinary TRL trainer: it takes GRPOConfig's own arguments (``--output_dir``,
 nothing of train-resume.
 
     python examples/tiny_grpo.py --output_dir runs/tiny --max_steps 6
+
+One knob for the demo and the end-to-end tests (examples/demo.py run_segment):
+with TINY_GRPO_STEP_GATE=DIR the main process stops at the end of every optimizer
+step (trained, not yet logged or saved: checkpoint-N of an earlier step is
+complete) and waits there until the caller lets it go on or kills it, so that a
+kill lands at a step the caller chose, whatever the machine's load.
 """
 
 import os
+import time
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,6 +30,7 @@ from transformers import (  # noqa: E402
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
+    TrainerCallback,
 )
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
@@ -81,6 +89,38 @@ def vowel_reward(completions, **kwargs):
     return [sum(ch in "aeiou" for ch in text) / max(len(text), 1) for text in completions]
 
 
+class StepGate(TrainerCallback):
+    """TINY_GRPO_STEP_GATE=DIR: at the end of each optimizer step the main process
+    writes the step to DIR/at and waits until DIR/go holds that step (go on), or
+    until it is killed. Nobody answering for GATE_TIMEOUT seconds ends the run."""
+
+    GATE_TIMEOUT = 900
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        tmp, at = os.path.join(self.folder, ".at"), os.path.join(self.folder, "at")
+        with open(tmp, "w") as f:
+            f.write(f"{state.global_step}\n")
+        os.replace(tmp, at)
+        deadline = time.monotonic() + self.GATE_TIMEOUT
+        while _read(os.path.join(self.folder, "go")) != f"{state.global_step}\n":
+            if time.monotonic() > deadline:
+                raise SystemExit(f"tiny_grpo: nobody answered the step gate in {self.folder}")
+            time.sleep(0.002)
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def main(argv=None):
     parser = HfArgumentParser(GRPOConfig)
     parser.set_defaults(
@@ -107,6 +147,7 @@ def main(argv=None):
         args=args,
         train_dataset=Dataset.from_dict({"prompt": PROMPTS}),
         processing_class=tokenizer,
+        callbacks=[StepGate(gate)] if (gate := os.environ.get("TINY_GRPO_STEP_GATE")) else None,
     )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
 

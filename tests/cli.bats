@@ -15,6 +15,12 @@ accepted_options() {
     grep -oE -- '--[a-z-]+' | sort -u
 }
 
+@test "the did-you-mean list holds every option the parser accepts, and no other" {
+  # shellcheck source=lib/wandb_resume.sh
+  source "$LIB"
+  assert_equal "$(printf '%s\n' "${_WANDB_RESUME_OPTIONS[@]}" | sort -u)" "$(accepted_options)"
+}
+
 @test "--help lists every option the parser accepts, and no other" {
   run -0 "$TR" --help
   local listed
@@ -104,16 +110,6 @@ accepted_options() {
   refute_output --partial '🆕'
 }
 
-@test "--json needs no jq for a new run" {
-  mkdir -p "$WORK/bin"
-  local tool
-  for tool in bash env cat tail head sort stat id df du readlink mkdir mv uname flock; do
-    ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
-  done
-  run -0 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" --explain --json
-  assert_output '{"mode": "new", "checkpoint": null, "run_id": null, "run_id_source": null, "wandb_resume": "allow", "wandb_resume_from": null, "skipped": [], "warnings": []}'
-}
-
 @test "--json escapes paths and reasons as JSON strings" {
   local odd=$'out "q" \\ tab\t nl\n \x01 end'
   mkdir -p "$WORK/$odd/checkpoint-4"
@@ -124,24 +120,10 @@ accepted_options() {
   assert_equal "$(field '.skipped[0].path')" "$WORK/$odd/checkpoint-4"
 }
 
-@test "without jq, checkpoints cannot be checked: says so and which sources still work" {
+@test "wandb_resume::latest_checkpoint without jq: checkpoints cannot be checked, says so and which sources still work" {
   make_state "$OUT/checkpoint-2" 2
-  mkdir -p "$WORK/bin"
-  local tool
-  for tool in bash env cat tail head sort stat id df du readlink mkdir mv uname flock; do
-    ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
-  done
-  run -1 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" -- touch ran
-  assert_stderr --partial "jq not found on PATH: it is needed to check the trainer_state.json of the 1 checkpoint(s) in $OUT, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work)"
-  assert [ ! -e ran ]
-}
-
-@test "without jq, a new run in an empty output dir still works" {
-  mkdir -p "$WORK/bin"
-  local tool
-  for tool in bash env cat tail head sort stat id df du readlink printenv mkdir mv uname flock; do
-    ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
-  done
-  run -0 --separate-stderr env PATH="$WORK/bin" "$TR" -o "$OUT" -- printenv WANDB_RESUME
-  assert_output allow
+  # shellcheck source=lib/wandb_resume.sh
+  source "$LIB"
+  PATH=$(no_jq_path) run -1 --separate-stderr wandb_resume::latest_checkpoint "$OUT"
+  assert_stderr --partial "jq not found on PATH: it is needed to check the trainer_state.json of the 1 checkpoint(s) in $OUT, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work): install the jq command"
 }

@@ -230,7 +230,7 @@ setup() {
   assert_equal "$(field .mode)" resume
   assert_equal "$(field .run_id)" null
   assert_equal "$(field .wandb_resume)" allow
-  assert_stderr --partial "❌ no W&B run id found (searched: $OUT/checkpoint-4/wandb, $OUT/checkpoint-4/trainer_state.json, $OUT/wandb, WANDB_RUN_ID); continuing with WANDB_RESUME=allow"
+  assert_stderr --partial "⚠️ no W&B run id found (searched: $OUT/checkpoint-4/wandb, $OUT/checkpoint-4/trainer_state.json, $OUT/wandb, WANDB_RUN_ID); continuing with WANDB_RESUME=allow"
 }
 
 @test "wandb_resume::run_id_from_wandb_dir prints the id of a real run folder" {

@@ -120,3 +120,25 @@ setup() {
   run -0 --separate-stderr "$TR" sync "$OUT" --dry-run
   assert_line "call 2: wandb sync $(printf '%q' "$OUT/wandb/${KILLED[2]}")"
 }
+
+@test "without wandb for the python that reads the files: one clean line, no traceback" {
+  # the venv's python without its site-packages: a python that has no wandb
+  printf '#!/bin/sh\nexec %q -S "$@"\n' "$ROOT/.venv/bin/python" >"$WORK/bin/python-nowandb"
+  chmod +x "$WORK/bin/python-nowandb"
+  TRAIN_RESUME_PYTHON=$WORK/bin/python-nowandb run -1 --separate-stderr "$TR" sync "$OUT" --dry-run
+  assert_equal "$stderr" "train-resume: ❌ error: sync needs wandb to read the .wandb files, and $WORK/bin/python-nowandb cannot import it: install it there (pip install wandb), or set TRAIN_RESUME_PYTHON to the python of the env that trains"
+  assert_output ''
+}
+
+@test "a TRAIN_RESUME_PYTHON that does not exist: one clean line" {
+  TRAIN_RESUME_PYTHON=$WORK/no-python run -1 --separate-stderr "$TR" sync "$OUT" --dry-run
+  assert_equal "$stderr" "train-resume: ❌ error: sync: $WORK/no-python not found (set TRAIN_RESUME_PYTHON to the python of the env that trains)"
+}
+
+@test "without the wandb command: one clean line before the first call, nothing run" {
+  TRAIN_RESUME_WANDB=$WORK/no-wandb run -1 --separate-stderr "$TR" sync "$OUT"
+  assert_stderr --partial "train-resume: ❌ error: sync: the wandb command ($WORK/no-wandb) is not found: install wandb (pip install wandb), or set TRAIN_RESUME_WANDB to its path"
+  refute_stderr --partial 'command not found'
+  assert_line --regexp '^call 1: '
+  refute_line --regexp '^call 1: exit'
+}

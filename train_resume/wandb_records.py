@@ -15,7 +15,8 @@ far the complete records go.
 prints, for each FILE, the fields bin/train-resume's sync plan reads (each ended by
 the byte 0x01): path, run id, start time (seconds, or empty), status (ok, header-only,
 empty, truncated, not-wandb), history rows, first and last train/global_step, last
-_step, size in bytes, the offset where the complete records end. The files come out
+_step, size in bytes, the offset where the complete records end; exit status 3 when
+wandb cannot be imported (its protobufs read the records). The files come out
 grouped by the run id of their name, each run's segments in the order W&B puts them
 one after the other (``segment_key``: the one place that order is decided; the
 callback's replay check uses it too). What to do with them (which folders go in which
@@ -255,12 +256,19 @@ def _name_id(path):
     return name[4:-6] if name.startswith("run-") and name.endswith(".wandb") else name
 
 
+NO_WANDB = 3  # main's exit status when wandb cannot be imported (sync.bash says so)
+
+
 def main(argv):
     out = sys.stdout
     rows = []
     for path in argv:
         try:
             fields = facts(path)
+        except ImportError as exc:  # the protobufs are wandb's: no traceback, one status
+            if (exc.name or "").partition(".")[0] != "wandb":
+                raise
+            return NO_WANDB
         except OSError as exc:
             fields = [path, "", "", "unreadable", "0", "", "", "", "0", "0"]
             print(f"train-resume: cannot read {path}: {exc}", file=sys.stderr)

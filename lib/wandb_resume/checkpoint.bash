@@ -13,6 +13,7 @@
 wandb_resume::_choose_checkpoint() {
   local cfg_resume='' cfg_output_dir='' want how out_how abs l_path l_count l_numbered c_reason
   local made_out=
+  local parent_gone=''
   if [[ -n $config ]]; then
     wandb_resume::_read_config "$config" || {
       wandb_resume::_log error error "$error"
@@ -46,6 +47,7 @@ wandb_resume::_choose_checkpoint() {
     wandb_resume::_absolute "$output_dir"
     output_dir=$abs
     wandb_resume::_log info output_dir "$output_dir ($out_how)"
+    [[ -d ${output_dir%/*}/ ]] || parent_gone=${output_dir%/*}
     # One writer per output dir: bin/train-resume running a COMMAND locks it before
     # deciding, and holds the lock through the exec (lock.bash).
     if [[ $caller == cli ]] && ((!explain && !no_lock)); then
@@ -93,6 +95,9 @@ wandb_resume::_choose_checkpoint() {
       else
         mode=new
         wandb_resume::_detail d_not_yet "$output_dir"
+        # A mistyped parent would silently become a new run, the whole path created.
+        [[ -z $parent_gone ]] ||
+          wandb_resume::_warn "the output dir's parent $parent_gone does not exist either: a new run creates the whole path (mistyped? a resume needs the dir that holds the checkpoints)"
       fi
       ;;
     *)
@@ -100,6 +105,9 @@ wandb_resume::_choose_checkpoint() {
       wandb_resume::_check_checkpoint "$abs"
       case $? in
         1 | 3 | 4)
+          # A relative path is taken from the current directory, not the output dir.
+          [[ $want == /* || ! -e $output_dir/$want || $c_reason != 'no such file or directory' ]] ||
+            c_reason+=" (a relative path is taken from the current directory, $PWD; $output_dir/$want exists: give that path)"
           wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
           return 1
           ;;
@@ -302,7 +310,7 @@ wandb_resume::_latest() {
     done
     ((${#good[@]} > 0)) || return 0
     if ! command -v jq >/dev/null 2>&1; then
-      error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work). Install jq: apt-get install jq (or see make deps)"
+      error="jq not found on PATH: it is needed to check the trainer_state.json of the ${#good[@]} checkpoint(s) in $out, so no safe decision can be made (without jq only the checkpoint-wandb, wandb-dir and env run id sources work): $_WANDB_RESUME_JQ_INSTALL"
       return 1
     fi
     wandb_resume::_latest_in_listing

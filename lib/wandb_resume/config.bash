@@ -31,7 +31,7 @@ wandb_resume::_read_config() {
   IFS='' read -r -N 1024 line <"$file"
   if [[ $file == *.json || $line =~ ^[[:space:]]*\{ ]]; then
     if ! command -v jq >/dev/null 2>&1; then
-      error="config file $file: jq not found on PATH (needed to read a JSON config)"
+      error="config file $file: jq not found on PATH (needed to read a JSON config): $_WANDB_RESUME_JQ_INSTALL"
       return 1
     fi
     # shellcheck disable=SC2016 # jq program

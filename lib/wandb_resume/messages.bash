@@ -2,7 +2,8 @@
 # shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # messages.bash: log lines (English and the seed's Chinese wording), warnings,
-# skips, and the reason a path cannot be read.
+# skips, and the reason a path cannot be read. ❌ marks an error (nothing is run);
+# ⚠️ a finding the job goes on with.
 # Part of lib/wandb_resume.sh.
 
 # Print a log line on stderr in the caller's language, unless quiet.
@@ -41,7 +42,7 @@ wandb_resume::_fmt() {
       configured) fmt='✅ WandB恢复配置完成!' ;;
       explained) fmt='✅ WandB恢复配置已确定 (--explain: 未导出, 未运行)' ;;
       new) fmt='🆕 开始新的训练会话 (%s)' ;;
-      notfound) fmt='❌ 未能找到WandB run ID (已查找: %s); 将以 allow 模式继续' ;;
+      notfound) fmt='⚠️ 未能找到WandB run ID (已查找: %s); 将以 allow 模式继续' ;;
       skip) fmt='⚠️ 跳过 %s: %s' ;;
       d_newest) fmt='%s 中最新的完整checkpoint' ;;
       d_chosen) fmt='由 %s 指定' ;;
@@ -69,7 +70,7 @@ wandb_resume::_fmt() {
     configured) fmt='✅ W&B resume configured' ;;
     explained) fmt='✅ W&B resume decided (--explain: nothing exported, nothing run)' ;;
     new) fmt='🆕 new training run (%s)' ;;
-    notfound) fmt='❌ no W&B run id found (searched: %s); continuing with WANDB_RESUME=allow' ;;
+    notfound) fmt='⚠️ no W&B run id found (searched: %s); continuing with WANDB_RESUME=allow' ;;
     skip) fmt='⚠️ skipping %s: %s' ;;
     d_newest) fmt='the newest complete checkpoint in %s' ;;
     d_chosen) fmt='chosen by %s' ;;

@@ -75,7 +75,7 @@ wandb_resume::_find_run_id() {
   done
   if ((${#cand_id[@]} == 0)); then
     printf -v joined '%s, ' "${searched[@]}"
-    wandb_resume::_log warn notfound "${joined%, }"
+    wandb_resume::_reports_to_wandb && wandb_resume::_log warn notfound "${joined%, }"
     return 0
   fi
   run_id=${cand_id[0]} run_id_source=${cand_src[0]} wandb_resume=$resume_mode
@@ -89,6 +89,30 @@ wandb_resume::_find_run_id() {
         "${cand_id[i]}" "${cand_src[i]}" "${cand_detail[i]}" "$run_id"
     fi
   done
+}
+
+# Whether the trainer may report to W&B, as far as can be known here: not with
+# WANDB_MODE=disabled, nor when COMMAND's arguments hold a --report_to (or
+# --report-to; the last one, as argparse takes it) naming neither wandb nor all.
+# Without such an argument it is not known (transformers 5 defaults to none, but a
+# script or a config file may say wandb): then it may. Reads: command.
+# Returns: 0 it may report to W&B, 1 it does not.
+wandb_resume::_reports_to_wandb() {
+  local arg values='' given='' taking=''
+  [[ ${WANDB_MODE:-} != disabled ]] || return 1
+  for arg in "${command[@]:1}"; do
+    if [[ -n $taking && $arg != -* ]]; then
+      values+=,$arg
+      continue
+    fi
+    taking=''
+    case $arg in
+      --report_to | --report-to) values='' given=1 taking=1 ;;
+      --report_to=* | --report-to=*) values=,${arg#*=} given=1 ;;
+    esac
+  done
+  values=${values,,},
+  [[ -z $given || $values == *,@(wandb|all),* ]]
 }
 
 # Set `id_problem` (the caller's local) to why ID breaks W&B's rules, or to "".

@@ -180,7 +180,7 @@ wandb_resume::_read_state() {
   fi
   if ! command -v jq >/dev/null 2>&1; then
     st_status=fail
-    st_reason='jq not found on PATH: trainer_state.json cannot be read (install jq: apt-get install jq, or see make deps)'
+    st_reason="jq not found on PATH: trainer_state.json cannot be read ($_WANDB_RESUME_JQ_INSTALL)"
     error=$st_reason
     return 0
   fi

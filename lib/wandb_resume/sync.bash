@@ -86,9 +86,18 @@ wandb_resume::_sync_cmd() {
   pkg_root=${_WANDB_RESUME_LIB%/lib/wandb_resume}
   py=${TRAIN_RESUME_PYTHON:-python3}
   wb=${TRAIN_RESUME_WANDB:-wandb}
-  if ! out=$(PYTHONPATH=$pkg_root${PYTHONPATH:+:$PYTHONPATH} "$py" -m train_resume.wandb_records "${files[@]}"); then
-    printf '%s: ❌ error: %s could not read the .wandb files (is wandb installed for it? set TRAIN_RESUME_PYTHON)\n' \
+  if ! type -P -- "$py" >/dev/null; then
+    printf '%s: ❌ error: sync: %s not found (set TRAIN_RESUME_PYTHON to the python of the env that trains)\n' "$prog" "$py" >&2
+    return 1
+  fi
+  out=$(PYTHONPATH=$pkg_root${PYTHONPATH:+:$PYTHONPATH} "$py" -m train_resume.wandb_records "${files[@]}") || rc=$?
+  if ((rc == 3)); then
+    printf '%s: ❌ error: sync needs wandb to read the .wandb files, and %s cannot import it: install it there (pip install wandb), or set TRAIN_RESUME_PYTHON to the python of the env that trains\n' \
       "$prog" "$py" >&2
+    return 1
+  elif ((rc != 0)); then
+    printf '%s: ❌ error: %s could not read the .wandb files (exit %d; is wandb installed for it? set TRAIN_RESUME_PYTHON)\n' \
+      "$prog" "$py" "$rc" >&2
     return 1
   fi
   mapfile -t -d $'\1' f < <(printf '%s' "$out")
@@ -164,6 +173,10 @@ wandb_resume::_sync_cmd() {
     printf ' %q' "${cmd[@]}"
     printf '\n'
     ((dry)) && continue
+    if ! type -P -- "$wb" >/dev/null; then
+      printf '%s: ❌ error: sync: the wandb command (%s) is not found: install wandb (pip install wandb), or set TRAIN_RESUME_WANDB to its path\n' "$prog" "$wb" >&2
+      return 1
+    fi
     crc=0
     said=$("${cmd[@]}" 2>&1) || crc=$?
     [[ -z $said ]] || printf '%s\n' "$said"

@@ -10,6 +10,10 @@
 # stays in tens of MB whatever the file.
 _WANDB_RESUME_MEM_KB=65536
 
+# How to get jq, for every message that finds it missing: the command, from the
+# system's packages (pip's `jq` is a Python binding, without the command).
+_WANDB_RESUME_JQ_INSTALL='install the jq command (apt-get install jq, dnf install jq, brew install jq; without root: conda install -c conda-forge jq; the pip package jq has no command)'
+
 # Run jq (bounded in memory) and keep its output. Arguments: JQ ARGS...
 # Sets: out (stdout and stderr); error (on a failure of jq). Returns 0 or 1.
 wandb_resume::_jq_bounded() {

@@ -145,7 +145,9 @@ does every rank when one cannot read the chosen checkpoint. On a resume, a
   \udcXX, as Python's os.fsdecode reads it (os.fsencode gives the bytes back).
 
 Exit status: 0 decided (or COMMAND's own status), 1 the decision failed (an
-explicit checkpoint is unusable, the output dir unreadable, jq missing, ...),
-2 usage error.
+explicit checkpoint is unusable, the output dir unreadable, jq missing: it is
+needed on every start, since the restarts read checkpoints with it, ...),
+2 usage error, 126 COMMAND is not executable, 127 COMMAND not found (nothing
+was decided or run).
 EOF
 }

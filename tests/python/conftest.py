@@ -1,6 +1,7 @@
 """Shared helpers for the Python tests: run things in subprocesses, as users do."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,14 @@ def clean_env(**extra):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+def free_port():
+    """A TCP port free right now (torchrun's rendezvous: a fixed one collides with
+    another suite running at the same time on the machine)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run(cmd, cwd, timeout=300, **env):

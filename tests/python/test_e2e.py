@@ -1,7 +1,9 @@
 """End to end: a real TRL GRPO run killed with SIGKILL and resumed through train-resume.
 
 The same command each time (bin/train-resume -o OUT -- python examples/tiny_grpo.py);
-the run is killed as soon as a given checkpoint is complete.
+the run is killed (the whole process tree, SIGKILL) at the first step end after a given
+checkpoint is complete: the trainer waits there for the word to go on
+(examples/demo.py run_segment), so the kill lands there whatever the machine's load.
 """
 
 import json
@@ -10,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 pytest.importorskip("trl")
 sys.path.insert(0, str(ROOT / "examples"))
@@ -52,6 +54,8 @@ def killed(tmp_path_factory):
     """A run SIGKILLed once checkpoint-KILL_AFTER was complete; not resumed yet."""
     out = tmp_path_factory.mktemp("killed") / "out"
     assert start(out, out.parent / "log", kill_after=KILL_AFTER) == "killed"
+    # killed at the step end after checkpoint-KILL_AFTER, before the next save
+    assert newest_checkpoint(out).name == f"checkpoint-{KILL_AFTER}"
     return out
 
 
@@ -116,13 +120,16 @@ def test_a_half_written_newest_checkpoint_is_passed_over(killed, baseline, tmp_p
 
 
 def test_two_processes_resume_from_the_same_checkpoint_with_the_same_run(tmp_path):
-    torchrun = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2"]
-    torchrun += ["--master_port", "29533"]
+    def torchrun():
+        launcher = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node", "2"]
+        return [*launcher, "--master_port", str(free_port())]
+
     out = tmp_path / "out"
     log = tmp_path / "log"
-    assert start(out, log, kill_after=KILL_AFTER, launcher=torchrun) == "killed"
+    status = start(out, log, kill_after=KILL_AFTER, launcher=torchrun())
+    assert status == "killed", log.read_text()[-3000:]
     resumed_from = newest_checkpoint(out)
-    status = start(out, tmp_path / "resume.log", launcher=torchrun)
+    status = start(out, tmp_path / "resume.log", launcher=torchrun())
     text = (tmp_path / "resume.log").read_text()
     assert status == 0, text[-3000:]
     run_id = stored_run_id(resumed_from)

@@ -1,5 +1,7 @@
-"""One W&B history across resumes: a real TRL GRPO run (W&B offline) SIGKILLed after
-its run file on disk holds rows past its newest checkpoint, then resumed through
+"""One W&B history across resumes: a real TRL GRPO run (W&B offline) SIGKILLed at
+the first step end where its run file on disk holds rows past its newest checkpoint
+(examples/demo.py logged_past_checkpoint: the trainer waits at each step end for the
+word to go on, so the kill never depends on timing), then resumed through
 bin/train-resume. The .wandb files are read with W&B's own protobuf definitions
 (train_resume/wandb_records.py)."""
 
@@ -23,8 +25,11 @@ def resumed(tmp_path_factory):
     out = tmp_path_factory.mktemp("history") / "out"
     out.mkdir()
     cmd, env, log = grpo_command(out, MAX_STEPS, SAVE_STEPS), trainer_env(out), out.parent / "log"
-    status = run_segment(cmd, env, log, kill_when=logged_past_checkpoint(out), timeout=300)
-    assert status == "killed", f"not killed past a checkpoint: {log.read_text()[-3000:]}"
+    status = run_segment(cmd, env, log, kill_at=logged_past_checkpoint(out), timeout=300)
+    assert status == "killed", (
+        f"W&B's file never held rows past a checkpoint before the run ended (exit {status}): "
+        f"{log.read_text()[-3000:]}"
+    )
     (killed,) = (out / "wandb").glob("offline-run-*/run-*.wandb")
     assert run_segment(cmd, env, log, timeout=300) == 0, log.read_text()[-3000:]
     (second,) = set((out / "wandb").glob("offline-run-*/run-*.wandb")) - {killed}

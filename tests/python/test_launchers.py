@@ -16,14 +16,13 @@ run id in both segments' offline run folders, in the checkpoints, and on every r
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TRAIN_RESUME, clean_env
+from conftest import ROOT, TRAIN_RESUME, clean_env, free_port
 
 pytest.importorskip("trl")
 sys.path.insert(0, str(ROOT / "examples"))
@@ -36,12 +35,6 @@ TAG = "train_resume_test_restored_from"
 GRPO = ["--per_device_train_batch_size", "2", "--num_generations", "2"]
 GRPO += ["--max_completion_length", "8", "--learning_rate", "1e-3", "--report_to", "wandb"]
 GRPO += ["--use_cpu", "true", "--bf16", "false", "--seed", "0", "--logging_steps", "1"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def steps_args(out):

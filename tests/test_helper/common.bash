@@ -121,3 +121,18 @@ cleanup_workdir() {
     rm -rf "$WORK"
   fi
 }
+
+# Print a PATH holding the commands of the current one but jq (symlinks in
+# $WORK/nojq-bin, made once a test): the machine without jq.
+no_jq_path() {
+  local bin=$WORK/nojq-bin d
+  if [[ ! -d $bin ]]; then
+    mkdir -p "$bin"
+    local IFS=:
+    for d in $PATH; do
+      [[ -d $d ]] || continue
+      find "$d" -maxdepth 1 \( -type f -o -type l \) ! -name jq -exec ln -s -t "$bin" -- {} + 2>/dev/null || :
+    done
+  fi
+  printf '%s\n' "$bin"
+}
