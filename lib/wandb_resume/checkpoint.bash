@@ -5,14 +5,15 @@
 # checkpoint-N of an output dir.
 # Part of lib/wandb_resume.sh.
 
-# Step 1: which checkpoint. The first of --checkpoint, RESUME_FROM_CHECKPOINT_DIR,
-# resume_from_checkpoint in --config, and `latest` (the newest complete one).
-# Reads: checkpoint, config, output_dir. Sets: output_dir (absolute), mode
-#   (resume|new), ckpt, detail, the st_* of the chosen checkpoint; logs the choice.
-# Returns: 0, 1 the decision failed, 2 no output dir to look in (both logged).
-wandb_resume::_choose_checkpoint() {
-  local cfg_resume='' cfg_output_dir='' want how out_how abs l_path l_count l_numbered c_reason
-  local made_out=
+# Step 1a: which output dir, and which checkpoint is asked for. The first of
+# --checkpoint, RESUME_FROM_CHECKPOINT_DIR, resume_from_checkpoint in --config, and
+# `latest` (the newest complete one); the output dir is --output-dir, else output_dir
+# in --config, else the parent of a checkpoint named.
+# Reads: checkpoint, config, output_dir. Sets: output_dir (absolute), want, how,
+#   cfg_resume, cfg_output_dir; logs the output dir.
+# Returns: 0, 1 the config cannot be read, 2 no output dir to look in (both logged).
+wandb_resume::_choose_output_dir() {
+  local out_how abs
   if [[ -n $config ]]; then
     wandb_resume::_read_config "$config" || {
       wandb_resume::_log error error "$error"
@@ -46,21 +47,20 @@ wandb_resume::_choose_checkpoint() {
     wandb_resume::_absolute "$output_dir"
     output_dir=$abs
     wandb_resume::_log info output_dir "$output_dir ($out_how)"
-    # One writer per output dir: bin/train-resume running a COMMAND locks it before
-    # deciding, and holds the lock through the exec (lock.bash).
-    if [[ $caller == cli ]] && ((!explain && !no_lock)); then
-      [[ -e $output_dir ]] || made_out=1
-      wandb_resume::_lock "$output_dir" || {
-        wandb_resume::_log error error "$error"
-        return 1
-      }
-    fi
-    if ((forget_failed)); then
-      wandb_resume::_forget_failed "$output_dir" || {
-        wandb_resume::_log error error "$error"
-        return 1
-      }
-    fi
+  fi
+}
+
+# Step 1: which checkpoint (as asked for: _choose_output_dir).
+# Reads: want, how, output_dir, forget_failed. Sets: mode (resume|new), ckpt,
+#   detail, the st_* of the chosen checkpoint; logs the choice.
+# Returns: 0, 1 the decision failed (logged).
+wandb_resume::_choose_checkpoint() {
+  local abs l_path l_count l_numbered c_reason
+  if [[ -n $output_dir ]] && ((forget_failed)); then
+    wandb_resume::_forget_failed "$output_dir" || {
+      wandb_resume::_log error error "$error"
+      return 1
+    }
   fi
 
   case $want in
@@ -85,7 +85,7 @@ wandb_resume::_choose_checkpoint() {
         done
         wandb_resume::_log error error "$l_numbered checkpoint-N folder(s) in $output_dir, none complete:$list"$'\n'"Nothing was exported or run. To start over on purpose, ignoring them: train-resume --checkpoint none -o $output_dir ... (better: a new --output-dir); to resume one anyway, fix it or name it with --checkpoint PATH."
         return 1
-      elif [[ -d $output_dir && -z $made_out ]]; then
+      elif [[ -d $output_dir ]]; then
         mode=new
         wandb_resume::_detail d_none_in "$output_dir"
       else

@@ -180,6 +180,7 @@ wandb_resume::_export_decision() {
   else
     wandb_resume::_unset TRAIN_RESUME_RUN_ID_SOURCE 'no run id found'
   fi
+  ((explain)) || wandb_resume::_export_job
   wandb_resume::_export_pythonpath
   if ((explain)); then
     ((${#command[@]} == 0)) || wandb_resume::_log info note "▶ would run: ${command[*]}"
