@@ -271,6 +271,12 @@ def _build():
             }
 
         def on_save(self, args, state, control, **kwargs):
+            # Saved means saved by every rank (DeepSpeed/FSDP shards, the rank's own RNG
+            # state, a subclass's extras such as TRL's entropy_ctrl_state.json): _save_
+            # checkpoint has no barrier after them, so the ranks meet here first.
+            dist = _distributed()
+            if dist is not None:
+                dist.barrier()
             if args.should_save:
                 _record_saves(args.output_dir, state.global_step)
 

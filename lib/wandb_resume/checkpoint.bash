@@ -152,6 +152,8 @@ wandb_resume::_check_checkpoint() {
       name=${name##*/}
       if [[ $name =~ ^checkpoint-([0-9]+)$ && ${BASH_REMATCH[1]} != "$st_step" ]]; then
         c_reason="global_step is $st_step, but the folder is $name (a copy, or a half-written save?)"
+      elif wandb_resume::_unfinished_save "$dir"; then
+        :
       else
         wandb_resume::_check_weights "$dir"
         case $? in
@@ -164,6 +166,36 @@ wandb_resume::_check_checkpoint() {
   [[ -z $c_reason ]]
 }
 
+# A save that did not finish on every rank. The callback records a save
+# (OUTPUT_DIR/.train-resume/saved/checkpoint-N) once every rank has finished it; so in
+# an output dir whose saves are recorded, a checkpoint-N newer than the oldest recorded
+# one that has no record of its own was cut short after rank 0's trainer_state.json
+# (another rank's files, or a subclass's extras such as TRL's entropy_ctrl_state.json,
+# not written). Checkpoints older than the records, and dirs with no records, are
+# judged by their files alone. The oldest record is looked for once per output dir
+# (rec_oldest: none, or its step; a caller's local, else ours).
+# Arguments: DIR (a checkpoint). Sets: c_reason when it did not finish.
+# Returns: 0 it did not finish, 1 no sign of that.
+wandb_resume::_unfinished_save() {
+  local dir=${1%/} name parent f n number='@([1-9])*([0-9])'
+  [[ -n ${rec_oldest+set} ]] || local rec_oldest=''
+  name=${dir##*/} parent=.
+  [[ $dir == */* ]] && parent=${dir%/*}
+  [[ $name =~ ^checkpoint-([1-9][0-9]{0,17})$ ]] || return 1
+  n=${BASH_REMATCH[1]}
+  [[ -e $parent/.train-resume/saved/$name ]] && return 1
+  if [[ -z $rec_oldest ]]; then
+    rec_oldest=none
+    # (an extglob pattern from a variable: the caller may have sourced us without extglob)
+    for f in "$parent"/.train-resume/saved/checkpoint-$number; do
+      f=${f##*/checkpoint-}
+      ((${#f} <= 18)) && [[ $rec_oldest == none || $f -lt $rec_oldest ]] && rec_oldest=$f
+    done
+  fi
+  [[ $rec_oldest != none ]] && ((n > rec_oldest)) || return 1
+  c_reason="its save did not finish on every rank: no save record, though the saves from checkpoint-$rec_oldest on are recorded (.train-resume/saved/; the callback records a save once every rank has finished it): killed after rank 0 wrote trainer_state.json, before another rank (or the trainer's own extras, such as TRL's entropy_ctrl_state.json) had finished"
+}
+
 # Find the newest complete checkpoint-N in an output dir.
 # Arguments: OUTPUT_DIR
 # Sets: l_path ("" when none), l_count (how many checkpoint-* names were seen),
@@ -172,7 +204,7 @@ wandb_resume::_check_checkpoint() {
 # Returns: 0 (also when none), 1 when the dir cannot be read or a tool of ours
 #   failed (error says which).
 wandb_resume::_latest() {
-  local out=${1%/} f name c_reason
+  local out=${1%/} f name c_reason rec_oldest=''
   local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
   l_path='' l_count=0 l_numbered=0
   [[ -z $out ]] && out=/
