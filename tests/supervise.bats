@@ -339,3 +339,31 @@ SH
   run find "$WORK" "$HOME" -name 'pwned*'
   assert_output ''
 }
+
+@test "a process of the job that catches the stop signal handles it for its helpers below it: they get nothing" {
+  # A rank (a Python process of the job: registered by the hand-off) that catches USR1,
+  # with a helper below it that catches USR1 too (as W&B's service process catches TERM).
+  cat >"$WORK/rank.py" <<'PY'
+import os, signal, subprocess, sys, time
+out = os.environ["OUT"]
+helper = subprocess.Popen(["bash", "-c", 'trap "touch \\"$0/helper got it\\"" USR1; while :; do sleep 0.1; done', out])
+def stop(signum, frame):
+    time.sleep(1)
+    helper.kill()
+    open(os.path.join(out, "rank got it"), "w").close()
+    os._exit(138)
+signal.signal(signal.SIGUSR1, stop)
+open(os.path.join(out, "ready"), "w").close()
+while True:
+    time.sleep(0.1)
+PY
+  WORK=$WORK in_bash '
+    wandb_resume::configure -q -o "$OUT" || exit 9
+    (while [[ ! -e $OUT/ready ]]; do sleep 0.1; done; sleep 0.5; kill -USR1 $$) &
+    wandb_resume::supervise -o "$OUT" -- python3 "$WORK/rank.py"
+    echo "returned $?"'
+  assert_output 'returned 138'
+  assert [ -f "$OUT/rank got it" ]
+  assert [ ! -e "$OUT/helper got it" ]
+  assert_stderr --regexp '⏸ got SIGUSR1: asking the trainer to save and stop \(SIGUSR1 to pid [0-9]+: the processes'
+}

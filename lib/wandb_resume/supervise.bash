@@ -49,12 +49,11 @@ wandb_resume::_finished() {
 
 # The processes below PID, found through their parents in /proc: a process in a
 # session or group of its own (torchrun's workers) is found too. Arguments: PID.
-# Sets: tree (their pids, PID not included).
+# Sets: kids (parent pid -> " child child..."), tree (their pids, PID not included).
 wandb_resume::_tree() {
   local f stat rest pid c
-  local -A kids=()
   local -a todo=("$1")
-  tree=()
+  kids=() tree=()
   for f in /proc/[0-9]*/stat; do
     stat=''
     { IFS= read -r -d '' stat <"$f"; } 2>/dev/null
@@ -86,20 +85,33 @@ wandb_resume::_catches() {
 }
 
 # Forward stop signal SIG to the trainer: to every process of its tree that catches
-# it (the ranks, whose callback saves and stops; torchrun's workers in sessions of
-# their own too), or to LEADER when none does. So a launcher that dies of the signal
-# (torchrun on USR1) does not get it while its workers save.
-# Arguments: SIG LEADER. Adds to `seen` (pid:start of every process of the tree:
-# the drain waits for them). Logs.
+# it (SigCgt), found through /proc whatever its session (torchrun's workers), but not
+# below a process of the job that catches it (one registered in TRAIN_RESUME_JOB_DIR:
+# a rank, or torchrun): it handles the signal for what runs below it, and those are
+# its helpers (W&B's service process, which catches TERM too: it would end the rank's
+# W&B run; data loader workers). So with torchrun and USR1 (which torchrun does not
+# catch: it would die of it) the ranks get it; with TERM torchrun does, and stops its
+# ranks with TERM itself. When no process catches it, LEADER gets it.
+# Arguments: SIG LEADER. Adds to `seen` (pid:start of every process of the tree: the
+# drain waits for them). Logs.
 wandb_resume::_forward() {
-  local sig=$1 leader=$2 num pid start pstate
-  local -a tree=() to=()
+  local sig=$1 leader=$2 num pid c start pstate host jobdir=${TRAIN_RESUME_JOB_DIR:-}
+  local -A kids=()
+  local -a tree=() to=() todo=("$leader")
   num=$(kill -l "$sig" 2>/dev/null) || num=''
+  wandb_resume::_host
   wandb_resume::_tree "$leader"
   for pid in "$leader" "${tree[@]}"; do
-    wandb_resume::_proc_start "$pid" || continue
-    seen+=("$pid:$start")
-    [[ $num == +([0-9]) ]] && wandb_resume::_catches "$pid" "$num" && to+=("$pid")
+    wandb_resume::_proc_start "$pid" && seen+=("$pid:$start")
+  done
+  while [[ $num == +([0-9]) ]] && ((${#todo[@]})); do
+    pid=${todo[-1]}
+    unset 'todo[-1]'
+    if wandb_resume::_catches "$pid" "$num"; then
+      to+=("$pid")
+      [[ -n $jobdir ]] && wandb_resume::_proc_start "$pid" && [[ -e $jobdir/procs/$pid.$start@$host ]] && continue
+    fi
+    for c in ${kids[$pid]-}; do todo+=("$c"); done
   done
   if ((${#to[@]})); then
     wandb_resume::_log info note "⏸ got SIG$sig: asking the trainer to save and stop (SIG$sig to pid ${to[*]}: the processes of the trainer that catch it)"
