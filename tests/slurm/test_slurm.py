@@ -238,12 +238,15 @@ def test_a_finished_run_is_final(cluster, tmp_path):
     assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
 
 
-@pytest.mark.parametrize("nodes", [1, 2])
-def test_two_tasks_of_one_job_resume_from_one_checkpoint_into_one_run(cluster, tmp_path, nodes):
+@pytest.mark.parametrize(("launch", "nodes"), [("ranks", 1), ("ranks", 2), ("torchrun", 2)])
+def test_two_tasks_of_one_job_resume_from_one_checkpoint_into_one_run(
+    cluster, tmp_path, launch, nodes
+):
     """examples/slurm/multinode.sbatch: `srun -n 2 bin/train-resume -o OUT -- python
     tiny_grpo.py` with RANK/WORLD_SIZE set from SLURM's variables, on one node and on
-    two. Killed after a checkpoint (the step's tasks SIGKILLed: a node lost), requeued:
-    one task decides, the other uses its decision, both ranks resume from the same
+    two; and `srun --ntasks-per-node=1 bin/train-resume -o OUT -- torchrun --nnodes 2`
+    on two. Killed after a checkpoint (the ranks SIGKILLed: a node lost), requeued: one
+    task decides, the other uses its decision, both ranks resume from the same
     checkpoint, into one W&B run."""
     out = tmp_path / "out"
     options = ["--nodes", nodes, "--ntasks", 2, "--ntasks-per-node", 2 // nodes]
@@ -257,15 +260,18 @@ def test_two_tasks_of_one_job_resume_from_one_checkpoint_into_one_run(cluster, t
         10,
         script=MULTINODE,
         options=options,
+        LAUNCH=launch,
+        TORCHRUN=BIN / "torchrun",
         MASTER_PORT=free_port(),
         OMP_NUM_THREADS=1,
     )
     wait_for(lambda: checkpoint_complete(out / "checkpoint-10"), 400, "checkpoint-10")
     first = log_of(tmp_path, jid)
     assert f"🤝 using the decision of job slurm-{jid}-r0@trainresume" in first, first[-3000:]
-    # Both ranks SIGKILLed at once (a node lost): srun ends the step, supervise requeues.
+    # The ranks (and torchrun's agents) SIGKILLed at once, as when nodes are lost: srun
+    # ends the step, supervise requeues.
     ranks = trainer_processes(out)
-    assert len(ranks) == 2, ranks
+    assert len(ranks) == (2 if launch == "ranks" else 4), ranks
     for sig in (signal.SIGSTOP, signal.SIGKILL):
         for pid in ranks:
             os.kill(pid, sig)
