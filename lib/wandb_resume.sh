@@ -250,12 +250,15 @@ wandb_resume::lock() {
 
 #######################################
 # Run a training command under supervision in a (SLURM) batch script: forward the
-# pre-timeout or preemption signal to its process group for a graceful
-# save-and-stop, wait for it (in any shell mode), then requeue the job unless the
-# run is finished or SLURM_RESTART_COUNT reached the cap. Finished: exit 0 and the
-# newest checkpoint reached max_steps; then DONE is written in the output dir and
-# the run is never run or requeued again. Exit 128+N (stopped on signal N) is
-# preempted: requeued, never DONE.
+# pre-timeout or preemption signal to the processes of its tree that catch it
+# (torchrun's workers, in sessions of their own, too) for a graceful save-and-stop,
+# wait for all of them (in any shell mode; what is left after the drain is killed),
+# then requeue the job unless the run is finished or SLURM_RESTART_COUNT reached the
+# cap. Finished: exit 0 and the newest checkpoint reached max_steps; then DONE is
+# written in the output dir and the run is never run or requeued again. Exit 128+N
+# (stopped on signal N), or the callback's end record of a signal stop
+# (OUTPUT_DIR/.train-resume/ended, whatever status a launcher made of it), is
+# preempted: requeued, never DONE. COMMAND gets TRAIN_RESUME_STOP_SIGNALS=SIG,TERM.
 # Arguments: [--output-dir DIR] [--max-restarts N] [--signal SIG] [--] COMMAND...
 # Outputs: logs on stderr.
 # Returns: COMMAND's exit status (128+N: it stopped on signal N, preempted); 0
