@@ -117,6 +117,29 @@ def test_python_processes_register_with_the_job_and_unregister_at_exit(tmp_path)
     assert list((tmp_path / ".train-resume" / "out" / "procs").iterdir()) == []
 
 
+def test_a_process_of_a_job_that_lost_the_output_dir_stops_at_once(tmp_path):
+    """A Python process whose job no longer owns the output dir (another job took it
+    over, its own launcher gone) stops at start-up, exit 1, saying so; its
+    registration is removed. A process of the owning job goes on."""
+    job_dir = tmp_path / ".train-resume" / "out"
+    (job_dir / "procs").mkdir(parents=True)
+    (job_dir / "lock").touch()
+    (job_dir / "job").write_text("slurm-2-r0 elsewhere 1 0\n")
+    env = clean_env(TRAIN_RESUME_JOB_DIR=job_dir, TRAIN_RESUME_JOB="slurm-1-r0")
+    env["PYTHONPATH"] = f"{ROOT / 'train_resume' / 'bootstrap'}{os.pathsep}{env['PYTHONPATH']}"
+    cmd = [sys.executable, "-c", "print('trained')"]
+    lost = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert lost.returncode == 1 and "trained" not in lost.stdout
+    assert (
+        "this process belongs to job slurm-1-r0, but the output dir now belongs to job "
+        f"slurm-2-r0 ({job_dir}/job)"
+    ) in lost.stderr
+    assert list((job_dir / "procs").iterdir()) == []
+    env["TRAIN_RESUME_JOB"] = "slurm-2-r0"
+    owner = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert owner.returncode == 0 and owner.stdout == "trained\n", owner.stderr
+
+
 def test_the_launcher_killed_alone_its_workers_keep_the_output_dir(tmp_path):
     """torchrun SIGKILLed alone: its workers, in sessions of their own, train on; the
     next start is refused, naming one of them, until they are gone."""
