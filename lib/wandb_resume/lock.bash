@@ -168,8 +168,7 @@ wandb_resume::_job_join() {
     ((wait > 0)) && error+=" (waited $wait s)"
     return 1
   done
-  # A new owner: the old job's decision is not ours.
-  [[ ${owner%% *} == "$job_key" ]] || rm -f -- "$job_dir/decision" 2>/dev/null
+  # (a decision the old owner left is another job's: never used, overwritten)
   wandb_resume::_register || {
     wandb_resume::_mutex_release
     return 1
