@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, TRAIN_RESUME, clean_env
 from test_launchers import BIN, free_port
+from test_preempt import _cmdline
 
 sys.path.insert(0, str(ROOT / "examples"))
 from demo import alive, checkpoint_complete, descendants, kill_tree  # noqa: E402
@@ -65,14 +66,7 @@ def torchrun(script, *args):
 
 
 def workers(proc, script):
-    return [pid for pid in descendants(proc.pid) if str(script) in cmdline(pid)]
-
-
-def cmdline(pid):
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+    return [pid for pid in descendants(proc.pid) if str(script) in _cmdline(pid)]
 
 
 def saved_steps(out):
@@ -208,6 +202,39 @@ def test_a_stray_background_child_of_a_wrapper_does_not_block_the_next_start(tmp
             os.kill(stray2, signal.SIGKILL)
 
 
+def killed_in_the_save_of_step_4(cmd, tmp_path, env, settle=0.0):
+    """Run CMD --stall_step 4 (shapes/save_stall.py); once it waits inside the save of
+    step 4 and checkpoint-4's trainer_state.json is whole, wait SETTLE seconds, then
+    SIGKILL its whole tree. Returns checkpoint-4."""
+    out = tmp_path / "out"
+    ckpt = out / "checkpoint-4"
+    with open(tmp_path / "first.log", "ab") as log:
+        proc = start([*cmd, "--stall_step", "4"], tmp_path, env, log)
+        try:
+            stalled = lambda: (out / "stalled").exists() and checkpoint_complete(ckpt)  # noqa: E731
+            wait_until(stalled, proc, "the stall")
+            time.sleep(settle)
+        finally:
+            kill_tree(proc)
+    return ckpt
+
+
+def started_again(cmd, env, ckpt):
+    """CMD again without the stall, to its end: it passes CKPT over and resumes the one
+    before. Returns its stderr."""
+    done = subprocess.run(
+        [str(c) for c in [*cmd, "--stall_step", "0"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert f"skipping {ckpt}: its save did not finish on every rank" in done.stderr
+    assert rows(ckpt.parent / "checkpoint-6") == [1, 2, 3, 4, 5, 6]
+    return done.stderr
+
+
 def test_a_kill_before_rank_1_finished_its_save_passes_that_checkpoint_over(tmp_path):
     """Rank 1 waits inside its _save_checkpoint at step 4 (before its own
     rng_state_1.pth) while rank 0 writes the whole checkpoint-4, trainer_state.json
@@ -216,35 +243,16 @@ def test_a_kill_before_rank_1_finished_its_save_passes_that_checkpoint_over(tmp_
     it over and both ranks resume checkpoint-2."""
     out = tmp_path / "out"
     env = job_env(out)
-    first = [TRAIN_RESUME, "-o", out, "--", *torchrun(STALL, "--output_dir", out)]
-    with open(tmp_path / "first.log", "ab") as log:
-        proc = start([*first, "--stall_step", "4"], tmp_path, env, log)
-        try:
-            ckpt = out / "checkpoint-4"
-            wait_until(
-                lambda: (out / "stalled").exists() and checkpoint_complete(ckpt), proc, "the stall"
-            )
-            time.sleep(1)  # rank 0 past its save, at the barrier
-        finally:
-            kill_tree(proc)
+    cmd = [TRAIN_RESUME, "-o", out, "--", *torchrun(STALL, "--output_dir", out)]
+    # (one second more: rank 0 past its save, at the barrier)
+    ckpt = killed_in_the_save_of_step_4(cmd, tmp_path, env, settle=1.0)
     assert (ckpt / "rng_state_0.pth").is_file() and not (ckpt / "rng_state_1.pth").exists()
     saved = out / ".train-resume" / "saved"
     assert (saved / "checkpoint-2").is_file() and not (saved / "checkpoint-4").exists()
-
-    second = [TRAIN_RESUME, "-o", out, "--", *torchrun(STALL, "--output_dir", out)]
-    done = subprocess.run(
-        [str(c) for c in [*second, "--stall_step", "0"]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert f"skipping {ckpt}: its save did not finish on every rank" in done.stderr
+    stderr = started_again(cmd, env, ckpt)
     for rank in (0, 1):
-        assert f"▶ handing off (rank {rank}): resume from {out}/checkpoint-2," in done.stderr
-    assert rows(out / "checkpoint-6") == [1, 2, 3, 4, 5, 6]
-    assert (out / "checkpoint-4" / "rng_state_1.pth").is_file()
+        assert f"▶ handing off (rank {rank}): resume from {out}/checkpoint-2," in stderr
+    assert (ckpt / "rng_state_1.pth").is_file()
 
 
 def test_a_kill_before_trl_wrote_entropy_ctrl_state_passes_that_checkpoint_over(tmp_path):
@@ -255,29 +263,12 @@ def test_a_kill_before_trl_wrote_entropy_ctrl_state_passes_that_checkpoint_over(
     out = tmp_path / "out"
     env = job_env(out)
     cmd = [TRAIN_RESUME, "-o", out, "--", sys.executable, STALL, "--grpo", "--output_dir", out]
-    with open(tmp_path / "first.log", "ab") as log:
-        proc = start([*cmd, "--stall_step", "4"], tmp_path, env, log)
-        try:
-            ckpt = out / "checkpoint-4"
-            wait_until(
-                lambda: (out / "stalled").exists() and checkpoint_complete(ckpt), proc, "the stall"
-            )
-        finally:
-            kill_tree(proc)
+    ckpt = killed_in_the_save_of_step_4(cmd, tmp_path, env)
     assert (out / "checkpoint-2" / "entropy_ctrl_state.json").is_file()
     assert not (ckpt / "entropy_ctrl_state.json").exists()
-    done = subprocess.run(
-        [str(c) for c in [*cmd, "--stall_step", "0"]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    assert f"skipping {ckpt}: its save did not finish on every rank" in done.stderr
-    assert f"▶ handing off: resume from {out}/checkpoint-2," in done.stderr
-    assert rows(out / "checkpoint-6") == [1, 2, 3, 4, 5, 6]
-    assert (out / "checkpoint-4" / "entropy_ctrl_state.json").is_file()
+    stderr = started_again(cmd, env, ckpt)
+    assert f"▶ handing off: resume from {out}/checkpoint-2," in stderr
+    assert (ckpt / "entropy_ctrl_state.json").is_file()
 
 
 def supervised(out, *options_and_command):
@@ -290,26 +281,37 @@ def supervised(out, *options_and_command):
     return ["bash", "-c", script, "_", LIB, out, *options_and_command]
 
 
-def test_supervise_signal_usr2_the_trainer_saves_and_exits_preempted(tmp_path):
-    """--signal USR2: supervise forwards USR2 and exports TRAIN_RESUME_STOP_SIGNALS=
-    USR2,TERM, so the trainer's callback saves a checkpoint and exits 140."""
+def signalled_after_checkpoint_50(cmd, tmp_path, env, signum):
+    """Run CMD (the trainer under supervise, a checkpoint every 50 steps); once
+    checkpoint-50 is saved, send SIGNUM to the supervising shell and wait for it.
+    Returns (its exit status, its log, the pids below it at the signal, the step of the
+    newest checkpoint)."""
     out = tmp_path / "out"
-    cmd = supervised(
-        out, "--signal", "USR2", "--", sys.executable, CAUSAL_LM, "--output_dir", out
-    ) + ["--max_steps", "100000", "--save_steps", "50"]
     with open(tmp_path / "job.log", "ab") as log:
-        proc = start(cmd, tmp_path, job_env(out, WANDB_MODE="disabled"), log)
+        proc = start([*cmd, "--max_steps", "100000", "--save_steps", "50"], tmp_path, env, log)
         try:
             wait_until(lambda: checkpoint_complete(out / "checkpoint-50"), proc, "checkpoint-50")
-            proc.send_signal(signal.SIGUSR2)
-            assert proc.wait(timeout=120) == 140
+            tree = descendants(proc.pid)
+            proc.send_signal(signum)
+            status = proc.wait(timeout=180)
         finally:
             if proc.poll() is None:
                 kill_tree(proc)
     text = (tmp_path / "job.log").read_text()
     step = saved_steps(out)[-1]
     assert step > 50, text[-3000:]
-    assert f"⏸ USR2: saving checkpoint-{step} and stopping" in text.replace("SIGUSR2", "USR2")
+    return status, text, tree, step
+
+
+def test_supervise_signal_usr2_the_trainer_saves_and_exits_preempted(tmp_path):
+    """--signal USR2: supervise forwards USR2 and exports TRAIN_RESUME_STOP_SIGNALS=
+    USR2,TERM, so the trainer's callback saves a checkpoint and exits 140."""
+    out = tmp_path / "out"
+    cmd = supervised(out, "--signal", "USR2", "--", sys.executable, CAUSAL_LM, "--output_dir", out)
+    env = job_env(out, WANDB_MODE="disabled")
+    status, text, _, step = signalled_after_checkpoint_50(cmd, tmp_path, env, signal.SIGUSR2)
+    assert status == 140, text[-3000:]
+    assert f"⏸ SIGUSR2: saving checkpoint-{step} and stopping" in text
     assert f"⏹ stopped by SIGUSR2 (exit 140), newest checkpoint now checkpoint-{step}" in text
 
 
@@ -321,20 +323,8 @@ def test_supervise_torchrun_usr1_workers_save_preempted_though_torchrun_exits_1(
     out = tmp_path / "out"
     env = job_env(out)
     cmd = supervised(out, "--", *torchrun(CAUSAL_LM, "--output_dir", out))
-    cmd += ["--max_steps", "100000", "--save_steps", "50"]
-    with open(tmp_path / "job.log", "ab") as log:
-        proc = start(cmd, tmp_path, env, log)
-        try:
-            wait_until(lambda: checkpoint_complete(out / "checkpoint-50"), proc, "checkpoint-50")
-            tree = descendants(proc.pid)
-            proc.send_signal(signal.SIGUSR1)
-            assert proc.wait(timeout=180) == 1
-        finally:
-            if proc.poll() is None:
-                kill_tree(proc)
-    text = (tmp_path / "job.log").read_text()
-    step = saved_steps(out)[-1]
-    assert step > 50, text[-3000:]
+    status, text, tree, step = signalled_after_checkpoint_50(cmd, tmp_path, env, signal.SIGUSR1)
+    assert status == 1, text[-3000:]
     assert "SIGUSR1 to pid" in text and "the processes of the trainer that catch it" in text
     assert (
         f"⏹ stopped by SIGUSR1: the trainer saved checkpoint-{step} and stopped (exit 1 from "
