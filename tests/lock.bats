@@ -232,6 +232,14 @@ registration_of() {
   assert_output "$OUT/checkpoint-6"
 }
 
+@test "under one SLURM step, a task run with other options than the one that decided is an error" {
+  SLURM_JOB_ID=77 SLURM_STEP_ID=0 run -0 "$TR" -o "$OUT" -q --checkpoint none -- true
+  run -1 --separate-stderr env SLURM_JOB_ID=77 SLURM_STEP_ID=0 "$TR" -o "$OUT" -- touch "$WORK/ran"
+  assert_stderr --partial "was made with other options or variables (--checkpoint, --config,"
+  assert_stderr --partial "than this task's: the tasks of one step must run the same command. Nothing run"
+  assert [ ! -e "$WORK/ran" ]
+}
+
 @test "a task that cannot see the chosen checkpoint: a clear error, nothing run" {
   SLURM_JOB_ID=77 SLURM_STEP_ID=0 run -0 "$TR" -o "$OUT" -q -- true
   # The same names in the output dir, but checkpoint-2 is no folder for this task.

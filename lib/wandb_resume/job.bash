@@ -196,9 +196,12 @@ wandb_resume::_job_read_decision() {
   wandb_resume::_job_inputs
   if [[ ${d[3]} != "$inputs" || ${d[4]} != "$listing" ]]; then
     [[ $step_key == none ]] && return 0
-    what='checkpoints'
-    [[ ${d[3]} != "$inputs" ]] && what='options or variables (--checkpoint, --config, WANDB_RUN_ID, ...)'
-    error="task of job $job_key step $step_key on $host: the job's decision, made by pid ${d[6]} on ${d[5]}, saw other $what in $output_dir than this task sees; the tasks of one job must see the same output dir (a file system shared by every node, up to date). Nothing run"
+    error="task of job $job_key step $step_key on $host: the job's decision, made by pid ${d[6]} on ${d[5]}, "
+    if [[ ${d[3]} != "$inputs" ]]; then
+      error+="was made with other options or variables (--checkpoint, --config, --sources, RESUME_FROM_CHECKPOINT_DIR, WANDB_DIR, WANDB_RUN_ID, ...) than this task's: the tasks of one step must run the same command. Nothing run"
+    else
+      error+="saw other checkpoints in $output_dir than this task sees; the tasks of one job must see the same output dir (a file system shared by every node, up to date). Nothing run"
+    fi
     return 1
   fi
   mode=${d[7]} ckpt=${d[8]} run_id=${d[9]} run_id_source=${d[10]} wandb_resume=${d[11]} resume_from=${d[12]}
