@@ -33,10 +33,9 @@ def _log(message):
 def host():
     """This host's name as the bash library writes it (os.uname().nodename, bytes
     other than [A-Za-z0-9._-] as _)."""
-    name = os.uname().nodename
-    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name) or (
-        "unknown"
-    )
+    name = os.fsencode(os.uname().nodename)
+    keep = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+    return "".join(chr(b) if b in keep else "_" for b in name) or "unknown"
 
 
 def start_time(pid="self"):
@@ -53,8 +52,8 @@ def register():
         return
     import fcntl
 
-    path = os.path.join(job_dir, "procs", f"{pid}.{start_time()}@{host()}")
     try:
+        path = os.path.join(job_dir, "procs", f"{pid}.{start_time()}@{host()}")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_SH)
         if os.fstat(fd).st_size == 0:
