@@ -80,7 +80,8 @@ wandb_resume::_registered_alive() {
     wandb_resume::_alive_here "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
     return
   fi
-  [[ -f $1 ]] && { exec {fd}<>"$1"; } 2>/dev/null || return 1
+  [[ -f $1 ]] || return 1
+  { exec {fd}<>"$1"; } 2>/dev/null || return 0
   flock -n -x -E 75 "$fd" 2>/dev/null || rc=$?
   exec {fd}>&-
   ((rc != 0))
