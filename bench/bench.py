@@ -2,7 +2,8 @@
 tree with and without the save records of train_resume's callback side by side,
 interleaved with the Python reference and the real interpreter's `-c pass`, what
 sourcing the library costs, and what the Python hand-off (the bootstrap) adds to
-`python -c pass`.
+`python -c pass`, and what the tasks of one job starting at once pay (N = 8: one
+decides, the others read its decision).
 
 For each tree (bench/generate.py): `bin/train-resume --explain --json` against the
 plain-Python reference of the same decision (bench/reference.py) and against `jq`
@@ -142,6 +143,7 @@ def main():
         f"{rows[0][1] / venv_pass:.2f}"
     )
     print_paths(trees, runs, interpreter)
+    print_job_cost(trees, runs)
     print_source_cost(runs)
     print_bootstrap_cost(runs)
     print_pth_cost(runs)
@@ -237,6 +239,71 @@ def print_paths(trees, runs, interpreter):
     print(f"\nload average: {before} before, {after} after ({os.cpu_count()} cores)")
 
 
+def run_tasks(cmd, jobs, env):
+    """Start one process of CMD per (SLURM job id, task id) in JOBS at once, as srun
+    starts a step's tasks; returns [(seconds, stderr)] per task, each from its own start
+    to its own end."""
+    started = []
+    for job, task in jobs:
+        task_env = dict(env, SLURM_JOB_ID=str(job), SLURM_STEP_ID="0", SLURM_PROCID=str(task))
+        log = tempfile.TemporaryFile()
+        proc = subprocess.Popen(cmd, env=task_env, stdout=subprocess.DEVNULL, stderr=log)
+        started.append((time.perf_counter(), proc, log))
+    ended = [None] * len(started)
+    while None in ended:
+        for i, (start, proc, _) in enumerate(started):
+            if ended[i] is None and proc.poll() is not None:
+                ended[i] = time.perf_counter() - start
+        time.sleep(0.001)
+    results = []
+    for (_, proc, log), seconds in zip(started, ended):
+        log.seek(0)
+        stderr = log.read().decode(errors="replace")
+        log.close()
+        if proc.returncode != 0:
+            raise SystemExit(f"{cmd} failed: {stderr[-500:]!r}")
+        results.append((seconds, stderr))
+    return results
+
+
+def print_job_cost(trees, runs, n=8):
+    """What the lock and the shared decision cost the tasks of one job that start at
+    once (srun -n N, on the typical tree): `train-resume -o TREE -- true` as task 0..N-1
+    of one SLURM job (a new job each run, so that one task decides and the others use
+    its decision), against one task alone (it decides), one task that finds the
+    decision made (it reads), and N tasks of N different jobs with --no-lock (each
+    decides; the lock would refuse them)."""
+    tree = trees / "typical"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "TRAIN_RESUME_"))}
+    cmd = [str(TRAIN_RESUME), "-o", str(tree), "--", "true"]
+    unlocked = [str(TRAIN_RESUME), "-o", str(tree), "--no-lock", "--", "true"]
+    base = 700000 + os.getpid() % 1000 * 100
+    alone, reader, per_task, makespan, free, readers = [], [], [], [], [], 0
+    for r in range(runs):
+        job = base + r
+        ((t, _),) = run_tasks(cmd, [(job, 0)], env)
+        alone.append(t)
+        ((t, log),) = run_tasks(cmd, [(job, 1)], env)
+        assert "🤝" in log, log
+        reader.append(t)
+        results = run_tasks(cmd, [(job + runs, i) for i in range(n)], env)
+        per_task += [t for t, _ in results]
+        makespan.append(max(t for t, _ in results))
+        readers += sum("🤝" in log for _, log in results)
+        others = [(job + 2 * runs + i, 0) for i in range(n)]
+        free += [t for t, _ in run_tasks(unlocked, others, env)]
+    med = statistics.median
+    print(
+        f"tasks of one job (typical tree): one alone (decides) {med(alone) * 1000:.0f} ms; "
+        f"one that finds the decision made (reads it) {med(reader) * 1000:.0f} ms; "
+        f"N={n} at once: per task {med(per_task) * 1000:.0f} ms median, "
+        f"{max(per_task) * 1000:.0f} ms max, all done in {med(makespan) * 1000:.0f} ms; "
+        f"{readers} of {n * runs} tasks used the decision one task of their job made; "
+        f"N={n} at once with --no-lock (each decides): per task "
+        f"{med(free) * 1000:.0f} ms median, {max(free) * 1000:.0f} ms max"
+    )
+
+
 def print_weights_cost(runs, loops=50):
     """The cost of the weights checks (weights.bash): a decision over a real full
     save, a real sharded one and a real PEFT adapter (tests/fixtures/saves), and the
@@ -308,19 +375,29 @@ def print_bootstrap_cost(runs, loops=100):
     with_boot["PYTHONPATH"] = f"{ROOT / 'train_resume' / 'bootstrap'}{os.pathsep}{ROOT}"
     n = max(runs, loops)
     cmd = [sys.executable, "-c", "pass"]
-    bare, boot, imports = [], [], []
-    for _ in range(n):
-        bare.append(run_once(cmd, env))
-        boot.append(run_once(cmd, with_boot))
-        imports.append(import_time([sys.executable, "-X", "importtime", "-c", "pass"], with_boot))
+    bare, boot, job, imports = [], [], [], []
+    # ... and registering with a job (train_resume/job.py), as in a decision's job
+    with tempfile.TemporaryDirectory() as job_dir:
+        (Path(job_dir) / "procs").mkdir()
+        (Path(job_dir) / "job").write_text("pid-1.1@bench bench 1 0\n")
+        with_job = dict(with_boot, TRAIN_RESUME_JOB="pid-1.1@bench", TRAIN_RESUME_JOB_DIR=job_dir)
+        for _ in range(n):
+            bare.append(run_once(cmd, env))
+            boot.append(run_once(cmd, with_boot))
+            job.append(run_once(cmd, with_job))
+            imports.append(
+                import_time([sys.executable, "-X", "importtime", "-c", "pass"], with_boot)
+            )
     wall = statistics.median(b[0] - a[0] for a, b in zip(bare, boot)) * 1000
     cpu = statistics.median(b[1] - a[1] for a, b in zip(bare, boot)) * 1000
+    job_wall = statistics.median(j[0] - a[0] for a, j in zip(bare, job)) * 1000
     print(
         f"python -c pass (the venv's): {statistics.median(a[0] for a in bare) * 1000:.1f} ms; "
         f"the bootstrap (train_resume/bootstrap first on PYTHONPATH, resuming) adds "
         f"{wall:+.1f} ms wall, {cpu:+.1f} ms CPU (medians of {n} pairs); importing it "
         f"(-X importtime: sitecustomize with train_resume.hook) takes "
-        f"{statistics.median(imports):.1f} ms"
+        f"{statistics.median(imports):.1f} ms; with the registration with the job "
+        f"(TRAIN_RESUME_JOB_DIR) too: {job_wall:+.1f} ms wall"
     )
 
 

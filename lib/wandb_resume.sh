@@ -134,6 +134,8 @@ source "$_WANDB_RESUME_LIB/json.bash" || wandb_resume::_loaded 1 || return 1
 source "$_WANDB_RESUME_LIB/export.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/decide.bash
 source "$_WANDB_RESUME_LIB/decide.bash" || wandb_resume::_loaded 1 || return 1
+# shellcheck source=lib/wandb_resume/job.bash
+source "$_WANDB_RESUME_LIB/job.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/lock.bash
 source "$_WANDB_RESUME_LIB/lock.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/supervise.bash
@@ -147,9 +149,13 @@ source "$_WANDB_RESUME_LIB/sync.bash" || wandb_resume::_loaded 1 || return 1
 # Outputs: logs on stderr; with --explain --json, the decision on stdout.
 # Returns: 0 decided, 1 the decision failed (nothing exported), 2 usage error.
 # Globals: reads RESUME_FROM_CHECKPOINT_DIR, WANDB_RESUME_SOURCES,
-#   WANDB_RESUME_MODE, WANDB_RESUME_LANG, WANDB_DIR, WANDB_RUN_ID, LANG, LC_ALL;
+#   WANDB_RESUME_MODE, WANDB_RESUME_LANG, WANDB_DIR, WANDB_RUN_ID, LANG, LC_ALL,
+#   SLURM_* and TRAIN_RESUME_JOB (the job, see wandb_resume::lock);
 #   exports WANDB_RUN_ID, WANDB_RESUME, TRAIN_RESUME_CHECKPOINT,
-#   TRAIN_RESUME_RUN_ID_SOURCE, TRAIN_RESUME_OUTPUT_DIR.
+#   TRAIN_RESUME_RUN_ID_SOURCE, TRAIN_RESUME_OUTPUT_DIR, TRAIN_RESUME_JOB,
+#   TRAIN_RESUME_JOB_DIR. Unless --explain or --no-lock, it takes the output dir's
+#   lock for this shell first (as wandb_resume::lock), and shares its decision with
+#   the job's other tasks.
 #######################################
 wandb_resume::configure() {
   wandb_resume::_guest wandb_resume::_configure library "$@"
@@ -226,15 +232,18 @@ wandb_resume::check_run_id() {
 }
 
 #######################################
-# Take the exclusive lock of an output dir for this shell (what bin/train-resume
-# does before deciding): flock on OUTPUT_DIR/.train-resume/lock, on a descriptor
-# that stays open until this shell ends, or until the program it execs ends; the
-# holder (pid, host, SLURM job) is written to OUTPUT_DIR/.train-resume/lock.holder.
+# Take the lock of an output dir for this shell's job (what bin/train-resume and
+# wandb_resume::configure do before deciding): the output dir belongs to one job
+# (under SLURM: the job, array task and restart; elsewhere this shell's, inherited
+# by its children as TRAIN_RESUME_JOB); this shell is registered as one of its
+# processes until it ends (or the program it execs ends). State in the job state dir
+# <physical parent of OUTPUT_DIR>/.train-resume/<name of OUTPUT_DIR>/.
 # Arguments: OUTPUT_DIR
-# Outputs: on failure, the holder on stderr.
-# Returns: 0 locked (or already held by this shell), 1 held by another or the lock
-#   cannot be taken, 2 usage error.
-# Globals: sets _WANDB_RESUME_LOCK_FD and _WANDB_RESUME_LOCK_DIR.
+# Outputs: on failure, the job that holds it (host, job, live pid) on stderr.
+# Returns: 0 locked (or this job holds it already), 1 another job's process is
+#   alive or the lock cannot be taken, 2 usage error.
+# Globals: reads SLURM_*, TRAIN_RESUME_JOB, TRAIN_RESUME_LOCK_WAIT; exports
+#   TRAIN_RESUME_JOB, TRAIN_RESUME_JOB_DIR; sets _WANDB_RESUME_REGISTERED.
 #######################################
 wandb_resume::lock() {
   wandb_resume::_guest wandb_resume::_lock_cmd "$@"
@@ -242,12 +251,15 @@ wandb_resume::lock() {
 
 #######################################
 # Run a training command under supervision in a (SLURM) batch script: forward the
-# pre-timeout or preemption signal to its process group for a graceful
-# save-and-stop, wait for it (in any shell mode), then requeue the job unless the
-# run is finished or SLURM_RESTART_COUNT reached the cap. Finished: exit 0 and the
-# newest checkpoint reached max_steps; then DONE is written in the output dir and
-# the run is never run or requeued again. Exit 128+N (stopped on signal N) is
-# preempted: requeued, never DONE.
+# pre-timeout or preemption signal to the processes of its tree that catch it
+# (torchrun's workers, in sessions of their own, too) for a graceful save-and-stop,
+# wait for all of them (in any shell mode; what is left after the drain is killed),
+# then requeue the job unless the run is finished or SLURM_RESTART_COUNT reached the
+# cap. Finished: exit 0 and the newest checkpoint reached max_steps; then DONE is
+# written in the output dir and the run is never run or requeued again. Exit 128+N
+# (stopped on signal N), or the callback's end record of a signal stop
+# (OUTPUT_DIR/.train-resume/ended, whatever status a launcher made of it), is
+# preempted: requeued, never DONE. COMMAND gets TRAIN_RESUME_STOP_SIGNALS=SIG,TERM.
 # Arguments: [--output-dir DIR] [--max-restarts N] [--signal SIG] [--] COMMAND...
 # Outputs: logs on stderr.
 # Returns: COMMAND's exit status (128+N: it stopped on signal N, preempted); 0

@@ -232,3 +232,138 @@ SH
   assert_stderr --partial "⏳ the trainer (pid"
   assert_stderr --partial '🔁 preempted: the trainer saved and stopped on SIGTERM (exit 143), no progress: newest checkpoint still none; requeued job 42'
 }
+
+@test "the stop signal goes to every process of the trainer that catches it, workers in sessions of their own too, not to a launcher that dies of it" {
+  # A launcher (as torchrun: USR1 would kill it) whose two workers run in sessions of
+  # their own and save on USR1; it waits for them, then exits 1 as torchrun does.
+  cat >"$WORK/worker.sh" <<'SH'
+trap 'touch "$OUT/saved-$1"; exit 138' USR1
+while :; do sleep 0.1; done
+SH
+  cat >"$WORK/launcher.sh" <<'SH'
+setsid bash "$WORK/worker.sh" 1 &
+setsid bash "$WORK/worker.sh" 2 &
+wait
+touch "$OUT/launcher finished"
+exit 1
+SH
+  WORK=$WORK in_bash '
+    (sleep 1.5; kill -USR1 $$) &
+    wandb_resume::supervise -o "$OUT" -- bash "$WORK/launcher.sh"
+    echo "returned $?"'
+  assert_output 'returned 1'
+  assert [ -f "$OUT/saved-1" ]
+  assert [ -f "$OUT/saved-2" ]
+  assert [ -f "$OUT/launcher finished" ]
+  assert_stderr --regexp '⏸ got SIGUSR1: asking the trainer to save and stop \(SIGUSR1 to pid [0-9]+ [0-9]+: the processes of the trainer that catch it\)'
+}
+
+@test "when no process of the trainer catches the stop signal, its leader gets it" {
+  in_bash '
+    (sleep 1; kill -USR1 $$) &
+    wandb_resume::supervise -o "$OUT" -- sleep 30
+    echo "returned $?"'
+  assert_output 'returned 138'
+  assert_stderr --regexp '⏸ got SIGUSR1: asking the trainer to save and stop \(SIGUSR1 to pid [0-9]+: no process of the trainer catches it\)'
+  assert_stderr --partial '⏹ stopped by SIGUSR1 (exit 138)'
+}
+
+@test "after the trainer exits, its other processes are waited for, then killed: none outlives the job" {
+  # The leader stops on USR1; its worker, in a session of its own, takes USR1 and
+  # goes on (a rank stuck in a collective): after the drain it is killed.
+  cat >"$WORK/stuck.sh" <<'SH'
+trap 'echo got >>"$OUT/worker got it"' USR1
+echo $$ >"$OUT/worker.pid"
+while :; do sleep 0.1; done
+SH
+  WORK=$WORK in_bash '
+    _WANDB_RESUME_DRAIN=1
+    (sleep 1.5; kill -USR1 $$) &
+    wandb_resume::supervise -o "$OUT" -- bash -c "trap \"exit 138\" USR1; setsid bash \"\$WORK/stuck.sh\" & while :; do sleep 0.1; done"
+    echo "returned $?"'
+  assert_output 'returned 138'
+  assert [ -f "$OUT/worker got it" ]
+  local pid
+  pid=$(cat "$OUT/worker.pid")
+  assert_stderr --partial "⏳ the trainer (pid"
+  assert_stderr --regexp "processes of the trainer were still running \\(.*$pid.*\\); killed them \\(SIGKILL\\), so that none outlives this job"
+  run ps -o stat= -p "$pid"
+  [[ -z $output || $output == Z* ]] # gone (or dead, not yet reaped by init)
+}
+
+@test "the command gets TRAIN_RESUME_STOP_SIGNALS: what supervise forwards, and TERM; unset, the callback takes the same" {
+  in_bash 'wandb_resume::supervise -- printenv TRAIN_RESUME_STOP_SIGNALS'
+  assert_output USR1,TERM
+  local default
+  default=$(PYTHONPATH=$ROOT python3 -c 'from train_resume.callback import DEFAULT_STOP_SIGNALS as d; print(d)')
+  assert_equal "$default" USR1,TERM
+  in_bash 'wandb_resume::supervise --signal USR2 -- printenv TRAIN_RESUME_STOP_SIGNALS'
+  assert_output USR2,TERM
+  in_bash 'wandb_resume::supervise --signal SIGTERM -- printenv TRAIN_RESUME_STOP_SIGNALS'
+  assert_output TERM
+}
+
+@test "ranks that saved and stopped on a stop signal are preempted, whatever status their launcher gave" {
+  fake_scontrol
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$WORK/saved" 4
+  # As torchrun does: its ranks saved checkpoint-4, recorded the stop, exited 138;
+  # torchrun itself exits 1.
+  SLURM_JOB_ID=42 WORK=$WORK in_bash '
+    wandb_resume::supervise -o "$OUT" -- bash -c "
+      mv \"\$WORK/saved\" \"\$OUT/checkpoint-4\"
+      mkdir -p \"\$OUT/.train-resume\"
+      printf \"reason=signal\nsignal=USR1\nstep=4\njob=slurm-42-r0\ntime=1\n\" >\"\$OUT/.train-resume/ended\"
+      exit 1"'
+  assert_failure 1
+  assert [ ! -e "$OUT/DONE" ]
+  assert_equal "$(cat "$OUT/scontrol.log")" 'requeue 42'
+  assert_stderr --partial "🔁 preempted: the trainer saved checkpoint-4 and stopped on SIGUSR1 (exit 1 from its launcher; recorded in $OUT/.train-resume/ended), newest checkpoint now checkpoint-4; requeued job 42"
+}
+
+@test "an end record left by an earlier run is not this run's: a crash is a crash" {
+  mkdir -p "$OUT/.train-resume"
+  printf 'reason=signal\nsignal=USR1\nstep=2\njob=x\ntime=1\n' >"$OUT/.train-resume/ended"
+  in_bash 'wandb_resume::supervise -o "$OUT" -- bash -c "exit 1"'
+  assert_failure 1
+  assert_stderr --partial '⏹ crashed (exit 1), no progress'
+}
+
+@test "the end record is read as data: only known names, each value of its form" {
+  mkdir -p "$OUT/.train-resume"
+  printf '%s\n' 'reason=signal' 'signal=$(touch pwned)' 'step=12x' 'job=slurm-1-r0' 'time=17' \
+    'evil=$(touch pwned2)' 'reason' >"$OUT/.train-resume/ended"
+  in_bash 'wandb_resume::_guest wandb_resume::_read_ended "$OUT"
+    printf "%s|" "$ended_reason" "$ended_signal" "$ended_step" "$ended_job" "$ended_time"'
+  assert_output 'signal|||slurm-1-r0|17|'
+  run find "$WORK" "$HOME" -name 'pwned*'
+  assert_output ''
+}
+
+@test "a process of the job that catches the stop signal handles it for its helpers below it: they get nothing" {
+  # A rank (a Python process of the job: registered by the hand-off) that catches USR1,
+  # with a helper below it that catches USR1 too (as W&B's service process catches TERM).
+  cat >"$WORK/rank.py" <<'PY'
+import os, signal, subprocess, sys, time
+out = os.environ["OUT"]
+helper = subprocess.Popen(["bash", "-c", 'trap "touch \\"$0/helper got it\\"" USR1; while :; do sleep 0.1; done', out])
+def stop(signum, frame):
+    time.sleep(1)
+    helper.kill()
+    open(os.path.join(out, "rank got it"), "w").close()
+    os._exit(138)
+signal.signal(signal.SIGUSR1, stop)
+open(os.path.join(out, "ready"), "w").close()
+while True:
+    time.sleep(0.1)
+PY
+  WORK=$WORK in_bash '
+    wandb_resume::configure -q -o "$OUT" || exit 9
+    (while [[ ! -e $OUT/ready ]]; do sleep 0.1; done; sleep 0.5; kill -USR1 $$) &
+    wandb_resume::supervise -o "$OUT" -- python3 "$WORK/rank.py"
+    echo "returned $?"'
+  assert_output 'returned 138'
+  assert [ -f "$OUT/rank got it" ]
+  assert [ ! -e "$OUT/helper got it" ]
+  assert_stderr --regexp '⏸ got SIGUSR1: asking the trainer to save and stop \(SIGUSR1 to pid [0-9]+: the processes'
+}

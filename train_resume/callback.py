@@ -14,11 +14,17 @@ the history keeps one point per global step (``train_resume/replayed_steps`` rec
 the range). With WANDB_RESUME_FROM (a rewind) nothing is dropped: the server cuts
 the history back to the checkpoint instead.
 
-On SIGUSR1 or SIGTERM (a scheduler's warning before preemption or time-out) it asks
-the Trainer to save a checkpoint at the end of the current step and stop, so the next
-start resumes from that very step; every rank stops at the same step (the signal is
-agreed on by an all-reduce), and at train end the process exits with 128+signal
-(USR1: 138, TERM: 143), so that nobody takes a preempted run for a finished one.
+On a stop signal (TRAIN_RESUME_STOP_SIGNALS, which wandb_resume::supervise exports for
+its command; USR1,TERM when unset: a scheduler's warning before preemption or
+time-out) it asks the Trainer to save a checkpoint at the end of the current step and
+stop, so the next start resumes from that very step; every rank stops at the same
+step (the signal is agreed on by an all-reduce), and at train end the process exits
+with 128+signal (USR1: 138, TERM: 143), so that nobody takes a preempted run for a
+finished one; the world process zero first leaves OUTPUT_DIR/.train-resume/ended,
+which says so whatever status a launcher (torchrun) turns that into.
+
+A save is recorded (OUTPUT_DIR/.train-resume/saved/checkpoint-N) only once every
+rank has finished it: with several ranks, they meet at a barrier first.
 
 Importing this module imports neither transformers nor wandb; the class is built
 on first access. train_resume.hook gives every Trainer one.
@@ -28,8 +34,12 @@ import os
 import signal
 import sys
 import threading
+import time
 
 NAME = "WandbResumeCallback"
+# The stop signals when TRAIN_RESUME_STOP_SIGNALS is unset: what wandb_resume::supervise
+# exports by default (its --signal USR1, and TERM).
+DEFAULT_STOP_SIGNALS = "USR1,TERM"
 GLOBAL_STEP = "train/global_step"  # the x-axis transformers' WandbCallback defines
 _CLASS = None
 
@@ -134,13 +144,14 @@ def _agreed_signal(signum, args):
     return int(flag.item()) or None
 
 
-def _exit_preempted(signum, state):
+def _exit_preempted(signum, args, state):
     """End the process with 128+SIGNUM (the shell's status for that signal: USR1 138,
     TERM 143), once every rank is here: the checkpoint is saved, and no code after
     trainer.train() runs as if training had finished. SystemExit, not os._exit, so
     that atexit handlers still run. The live W&B run is finished here, before the
     barrier: a launcher (torchrun) stops the other ranks as soon as one has exited, and
-    a rank still finishing its W&B run then would be cut short."""
+    a rank still finishing its W&B run then would be cut short. After the barrier, the
+    world process zero records the end (record_end)."""
     status = 128 + signum
     if state.is_world_process_zero:
         name = signal.Signals(signum).name
@@ -157,8 +168,29 @@ def _exit_preempted(signum, state):
     dist = _distributed()
     if dist is not None:
         dist.barrier()
+    if state.is_world_process_zero:
+        name = signal.Signals(signum).name.removeprefix("SIG")
+        record_end(args.output_dir, reason="signal", signal=name, step=state.global_step)
     sys.stdout.flush()
     raise SystemExit(status)
+
+
+def record_end(output_dir, **fields):
+    """Record why training ended in OUTPUT_DIR/.train-resume/ended, for
+    wandb_resume::supervise (read by wandb_resume::_read_ended, one bash function): one
+    NAME=VALUE line per field, FIELDS (reason: signal; signal: its name, USR1; step: the
+    global step saved) then job (TRAIN_RESUME_JOB) and time (seconds since the epoch).
+    Written whole (a temporary file, then a rename); a failure is a warning."""
+    fields.update(job=os.environ.get("TRAIN_RESUME_JOB", ""), time=int(time.time()))
+    folder = os.path.join(output_dir, ".train-resume")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".ended.{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in fields.items()))
+        os.replace(tmp, os.path.join(folder, "ended"))
+    except OSError as err:
+        _log(f"⚠️ could not record the end of training in {folder}: {err}")
 
 
 def _record_saves(output_dir, global_step):
@@ -239,6 +271,12 @@ def _build():
             }
 
         def on_save(self, args, state, control, **kwargs):
+            # Saved means saved by every rank (DeepSpeed/FSDP shards, the rank's own RNG
+            # state, a subclass's extras such as TRL's entropy_ctrl_state.json): _save_
+            # checkpoint has no barrier after them, so the ranks meet here first.
+            dist = _distributed()
+            if dist is not None:
+                dist.barrier()
             if args.should_save:
                 _record_saves(args.output_dir, state.global_step)
 
@@ -253,17 +291,17 @@ def _build():
                 self._replay.restore()
             signum = getattr(self, "_stopped_by", None)
             if signum is not None:
-                _exit_preempted(signum, state)
+                _exit_preempted(signum, args, state)
 
         def _on_signal(self, signum, frame):
             self._stop_signal = signum
 
         def _watch_signals(self):
-            """Turn the stop signals (TRAIN_RESUME_STOP_SIGNALS, default USR1,TERM) into
-            a save at the end of the current step and a clean stop."""
+            """Turn the stop signals (TRAIN_RESUME_STOP_SIGNALS, DEFAULT_STOP_SIGNALS when
+            unset) into a save at the end of the current step and a clean stop."""
             if threading.current_thread() is not threading.main_thread():
                 return
-            names = os.environ.get("TRAIN_RESUME_STOP_SIGNALS", "USR1,TERM")
+            names = os.environ.get("TRAIN_RESUME_STOP_SIGNALS") or DEFAULT_STOP_SIGNALS
             for name in filter(None, (n.strip().upper() for n in names.split(","))):
                 sig = getattr(signal, name if name.startswith("SIG") else f"SIG{name}", None)
                 if sig is not None:

@@ -553,6 +553,9 @@ class _Hook:
 def activate(callback=None):
     """Install the hand-off in this process (idempotent). callback=False: no
     WandbResumeCallback (None leaves the setting as it is)."""
+    from train_resume import job
+
+    job.register()  # this process is one of the job's: it keeps the output dir's lock
     if callback is not None:
         _settings["callback"] = bool(callback)
     if "transformers.trainer" in sys.modules:

@@ -5,15 +5,16 @@
 # checkpoint-N of an output dir.
 # Part of lib/wandb_resume.sh.
 
-# Step 1: which checkpoint. The first of --checkpoint, RESUME_FROM_CHECKPOINT_DIR,
-# resume_from_checkpoint in --config, and `latest` (the newest complete one).
-# Reads: checkpoint, config, output_dir. Sets: output_dir (absolute), mode
-#   (resume|new), ckpt, detail, the st_* of the chosen checkpoint; logs the choice.
-# Returns: 0, 1 the decision failed, 2 no output dir to look in (both logged).
-wandb_resume::_choose_checkpoint() {
-  local cfg_resume='' cfg_output_dir='' want how out_how abs l_path l_count l_numbered c_reason
-  local made_out=
-  local parent_gone=''
+# Step 1a: which output dir, and which checkpoint is asked for. The first of
+# --checkpoint, RESUME_FROM_CHECKPOINT_DIR, resume_from_checkpoint in --config, and
+# `latest` (the newest complete one); the output dir is --output-dir, else output_dir
+# in --config, else the parent of a checkpoint named.
+# Reads: checkpoint, config, output_dir. Sets: output_dir (absolute), want, how,
+#   cfg_resume, cfg_output_dir, parent_gone (the output dir's parent when it does
+#   not exist either); logs the output dir.
+# Returns: 0, 1 the config cannot be read, 2 no output dir to look in (both logged).
+wandb_resume::_choose_output_dir() {
+  local out_how abs
   if [[ -n $config ]]; then
     wandb_resume::_read_config "$config" || {
       wandb_resume::_log error error "$error"
@@ -48,21 +49,20 @@ wandb_resume::_choose_checkpoint() {
     output_dir=$abs
     wandb_resume::_log info output_dir "$output_dir ($out_how)"
     [[ -d ${output_dir%/*}/ ]] || parent_gone=${output_dir%/*}
-    # One writer per output dir: bin/train-resume running a COMMAND locks it before
-    # deciding, and holds the lock through the exec (lock.bash).
-    if [[ $caller == cli ]] && ((!explain && !no_lock)); then
-      [[ -e $output_dir ]] || made_out=1
-      wandb_resume::_lock "$output_dir" || {
-        wandb_resume::_log error error "$error"
-        return 1
-      }
-    fi
-    if ((forget_failed)); then
-      wandb_resume::_forget_failed "$output_dir" || {
-        wandb_resume::_log error error "$error"
-        return 1
-      }
-    fi
+  fi
+}
+
+# Step 1: which checkpoint (as asked for: _choose_output_dir).
+# Reads: want, how, output_dir, forget_failed. Sets: mode (resume|new), ckpt,
+#   detail, the st_* of the chosen checkpoint; logs the choice.
+# Returns: 0, 1 the decision failed (logged).
+wandb_resume::_choose_checkpoint() {
+  local abs l_path l_count l_numbered c_reason
+  if [[ -n $output_dir ]] && ((forget_failed)); then
+    wandb_resume::_forget_failed "$output_dir" || {
+      wandb_resume::_log error error "$error"
+      return 1
+    }
   fi
 
   case $want in
@@ -88,7 +88,7 @@ wandb_resume::_choose_checkpoint() {
         done
         wandb_resume::_log error error "$l_numbered checkpoint-N folder(s) in $output_dir, none complete:$list"$'\n'"Nothing was exported or run. To start over on purpose, ignoring them: train-resume --checkpoint none -o $output_dir ... (better: a new --output-dir); to resume one anyway, fix it or name it with --checkpoint PATH."
         return 1
-      elif [[ -d $output_dir && -z $made_out ]]; then
+      elif [[ -d $output_dir ]]; then
         mode=new
         wandb_resume::_detail d_none_in "$output_dir"
         wandb_resume::_warn_accelerate_layout "$output_dir"
@@ -213,6 +213,8 @@ wandb_resume::_check_checkpoint() {
       name=${name##*/}
       if [[ $name =~ ^checkpoint-([0-9]+)$ && ${BASH_REMATCH[1]} != "$st_step" ]]; then
         c_reason="global_step is $st_step, but the folder is $name (a copy, or a half-written save?)"
+      elif wandb_resume::_unfinished_save "$dir"; then
+        :
       else
         wandb_resume::_check_weights "$dir"
         rc=$?
@@ -260,6 +262,36 @@ wandb_resume::_warn_accelerate_layout() {
   wandb_resume::_warn "$1/checkpoints holds ${#found[@]} Accelerate save_state folder(s) (${found[0]##*/} ... ${found[-1]##*/}), not Trainer checkpoint-N folders: $_WANDB_RESUME_ACCELERATE"
 }
 
+# A save that did not finish on every rank. The callback records a save
+# (OUTPUT_DIR/.train-resume/saved/checkpoint-N) once every rank has finished it; so in
+# an output dir whose saves are recorded, a checkpoint-N newer than the oldest recorded
+# one that has no record of its own was cut short after rank 0's trainer_state.json
+# (another rank's files, or a subclass's extras such as TRL's entropy_ctrl_state.json,
+# not written). Checkpoints older than the records, and dirs with no records, are
+# judged by their files alone. The oldest record is looked for once per output dir
+# (rec_oldest: none, or its step; a caller's local, else ours).
+# Arguments: DIR (a checkpoint). Sets: c_reason when it did not finish.
+# Returns: 0 it did not finish, 1 no sign of that.
+wandb_resume::_unfinished_save() {
+  local dir=${1%/} name parent f n number='@([1-9])*([0-9])'
+  [[ -n ${rec_oldest+set} ]] || local rec_oldest=''
+  name=${dir##*/} parent=.
+  [[ $dir == */* ]] && parent=${dir%/*}
+  [[ $name =~ ^checkpoint-([1-9][0-9]{0,17})$ ]] || return 1
+  n=${BASH_REMATCH[1]}
+  [[ -e $parent/.train-resume/saved/$name ]] && return 1
+  if [[ -z $rec_oldest ]]; then
+    rec_oldest=none
+    # (an extglob pattern from a variable: the caller may have sourced us without extglob)
+    for f in "$parent"/.train-resume/saved/checkpoint-$number; do
+      f=${f##*/checkpoint-}
+      ((${#f} <= 18)) && [[ $rec_oldest == none || $f -lt $rec_oldest ]] && rec_oldest=$f
+    done
+  fi
+  [[ $rec_oldest != none ]] && ((n > rec_oldest)) || return 1
+  c_reason="its save did not finish on every rank: no save record, though the saves from checkpoint-$rec_oldest on are recorded (.train-resume/saved/; the callback records a save once every rank has finished it): killed after rank 0 wrote trainer_state.json, before another rank (or the trainer's own extras, such as TRL's entropy_ctrl_state.json) had finished"
+}
+
 # Find the newest complete checkpoint-N in an output dir. The file system may change
 # while it looks (save_total_limit rotating a checkpoint away while a previous job
 # still saves, an --explain from a monitoring script): a checkpoint that vanishes
@@ -275,7 +307,7 @@ wandb_resume::_warn_accelerate_layout() {
 #   would take cannot be read (permissions), or a tool of ours failed (error says
 #   which).
 wandb_resume::_latest() {
-  local out=${1%/} f name c_reason rc listing=0
+  local out=${1%/} f name c_reason rc listing=0 rec_oldest=''
   local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
   # The step numbers already judged (skipped or vanished), for a listing again.
   local -A judged=()

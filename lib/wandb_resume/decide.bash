@@ -4,10 +4,14 @@
 # decide.bash: the decision, step by step, in the order of the README's
 # "The decision" section. Each step lives with its concern:
 #   0. read the options               wandb_resume::_parse_options    options.bash
+#  1a. which output dir               wandb_resume::_choose_output_dir checkpoint.bash
+#      the job: lock, shared decision wandb_resume::_job_join         lock.bash
+#                                     wandb_resume::_job_read_decision job.bash
 #   1. which checkpoint               wandb_resume::_choose_checkpoint checkpoint.bash
 #   2. which W&B run id               wandb_resume::_find_run_id       run_id.bash
 #  2b. --wandb-rewind                 wandb_resume::_decide_rewind     export.bash
 #      offline: wandb old?            wandb_resume::_check_offline_wandb export.bash
+#      shared with the job's tasks    wandb_resume::_job_write_decision job.bash
 #   3. what is exported               wandb_resume::_export_decision   export.bash
 # The steps share the decision's state through the locals declared here (bash's
 # dynamic scope); each step's header says what it reads and sets.
@@ -24,6 +28,10 @@ wandb_resume::_configure() {
   local resume_mode=${WANDB_RESUME_MODE:-must}
   local sources=${WANDB_RESUME_SOURCES:-$_WANDB_RESUME_DEFAULT_SOURCES}
   local -a source_list=() command=()
+  # What is asked for (step 1a).
+  local want='' how='' cfg_resume='' cfg_output_dir='' parent_gone=''
+  # The job (lock.bash, job.bash): the mutex is held while deciding, never after.
+  local job_key='' step_key='' job_dir='' host='' mutex_fd='' reused=0
   # The decision (steps 1 and 2), and what was skipped or warned about on the way.
   local mode='' ckpt='' detail='' run_id='' run_id_source='' wandb_resume=allow error='' resume_from=''
   local wb_version='' wb_python=''
@@ -32,13 +40,36 @@ wandb_resume::_configure() {
 
   wandb_resume::_parse_options "$caller" "$@" || return
   ((stop)) && return 0
-  wandb_resume::_choose_checkpoint || return
-  if [[ $mode == resume ]]; then
-    wandb_resume::_find_run_id
-    wandb_resume::_check_space "$output_dir" "$ckpt"
-    wandb_resume::_decide_rewind
-    wandb_resume::_check_offline_wandb
+  local rc=0
+  wandb_resume::_decide || rc=$?
+  wandb_resume::_mutex_release
+  return "$rc"
+}
+
+# Steps 1 to 3, under the job's mutex when it is taken (a COMMAND to run, or the
+# library's configure; not with --explain or --no-lock): the first task of a job
+# decides and shares the decision, the others use it. Returns: as _configure.
+wandb_resume::_decide() {
+  wandb_resume::_choose_output_dir || return
+  if [[ -n $output_dir ]] && ((!explain && !no_lock)); then
+    if ! wandb_resume::_job_join || ! wandb_resume::_job_read_decision; then
+      wandb_resume::_log error error "$error"
+      return 1
+    fi
   fi
-  ((json)) && wandb_resume::_print_json
+  if ((!reused)); then
+    wandb_resume::_choose_checkpoint || return
+    if [[ $mode == resume ]]; then
+      wandb_resume::_find_run_id
+      wandb_resume::_check_space "$output_dir" "$ckpt"
+      wandb_resume::_decide_rewind
+      wandb_resume::_check_offline_wandb
+    fi
+    ((json)) && wandb_resume::_print_json
+    wandb_resume::_job_write_decision || {
+      wandb_resume::_log error error "$error"
+      return 1
+    }
+  fi
   wandb_resume::_export_decision
 }

@@ -188,6 +188,7 @@ wandb_resume::_export_decision() {
   else
     wandb_resume::_unset TRAIN_RESUME_OUTPUT_DIR 'no output dir'
   fi
+  ((explain)) || wandb_resume::_export_job
   wandb_resume::_export_pythonpath
   if ((explain)); then
     ((${#command[@]} == 0)) || wandb_resume::_log info note "▶ would run: ${command[*]}"

@@ -1,12 +1,17 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
-# supervise.bash: running the trainer under SLURM: forward the stop signal, wait
-# for the trainer's whole process group, requeue unless it finished.
+# supervise.bash: running the trainer under SLURM: forward the stop signal to every
+# process of the trainer that takes it, wait for all of them, requeue unless it
+# finished.
 # Part of lib/wandb_resume.sh.
 #
-# The exit status of the trainer is what it reports:
-#   0          it returned from training; finished only when the newest checkpoint's
+# How the trainer ended is what it reports:
+#   OUTPUT_DIR/.train-resume/ended, written during this run (the callback, when the
+#              ranks saved and stopped on a stop signal: reason=signal): preempted,
+#              requeued, never DONE, whatever status a launcher (torchrun: 1) made of
+#              its ranks' 128+N.
+#   exit 0     it returned from training; finished only when the newest checkpoint's
 #              trainer_state.json has global_step >= max_steps (or there is no
 #              checkpoint at all and no stop signal was forwarded): DONE is written.
 #   128+N      it stopped on signal N (the callback saves, then exits so: USR1 → 138,
@@ -16,26 +21,14 @@
 
 # The signals that ask the trainer to save and stop (also the --signal choices).
 _WANDB_RESUME_STOP_SIGNALS='@(USR1|USR2|TERM|INT|HUP)'
-# How long (s) to wait for the rest of the trainer's process group after it exited
-# (torchrun's workers may still be saving when torchrun itself is gone).
+# How long (s) to wait for the rest of the trainer's processes after it exited
+# (torchrun's workers may still be saving when torchrun itself is gone); then what is
+# left is killed.
 _WANDB_RESUME_DRAIN=60
 
 # The trap action: remember the signal; _supervise forwards it.
 wandb_resume::_on_stop() {
   _WANDB_RESUME_STOP=$1
-}
-
-# Read a whole number from the environment: digits only, never evaluated.
-# Arguments: NAME DEFAULT. Sets `number` (caller's local): the value, base 10.
-# Returns: 0, or 1 with `error` set when the value is not a number.
-wandb_resume::_env_number() {
-  local name=$1 v
-  v=${!name-$2}
-  if [[ $v != +([0-9]) || ${#v} -gt 18 ]]; then
-    error="$name='$v': not a number"
-    return 1
-  fi
-  number=$((10#$v))
 }
 
 # Whether the run in OUT is finished, from its newest complete checkpoint PATH
@@ -54,26 +47,146 @@ wandb_resume::_finished() {
   return 1
 }
 
-# Wait (at most _WANDB_RESUME_DRAIN s) until no process of group PGID is left;
-# a TERM meanwhile (the scheduler's last call) ends the wait at once.
-# Arguments: PGID
+# The processes below PID, found through their parents in /proc: a process in a
+# session or group of its own (torchrun's workers) is found too. Arguments: PID.
+# Sets: kids (parent pid -> " child child..."), tree (their pids, PID not included).
+wandb_resume::_tree() {
+  local f stat rest pid c
+  local -a todo=("$1")
+  kids=() tree=()
+  for f in /proc/[0-9]*/stat; do
+    stat=''
+    { IFS= read -r -d '' stat <"$f"; } 2>/dev/null
+    rest=${stat##*) }
+    [[ $rest != "$stat" ]] || continue
+    rest=${rest#* }
+    pid=${f#/proc/}
+    kids[${rest%% *}]+=" ${pid%/stat}"
+  done
+  while ((${#todo[@]})); do
+    pid=${todo[-1]}
+    unset 'todo[-1]'
+    for c in ${kids[$pid]-}; do
+      tree+=("$c")
+      todo+=("$c")
+    done
+  done
+}
+
+# Does process PID catch signal number NUM (its bit in SigCgt, /proc/PID/status)?
+# Arguments: PID NUM. Returns: 0 it does, 1 not (or no such process).
+wandb_resume::_catches() {
+  local line mask=''
+  while IFS= read -r line; do
+    [[ $line == SigCgt:* ]] && mask=${line#SigCgt:} && break
+  done 2>/dev/null <"/proc/$1/status"
+  mask=${mask//[[:space:]]/}
+  [[ $mask == +([0-9a-fA-F]) && ${#mask} -le 16 ]] && (((16#$mask >> ($2 - 1)) & 1))
+}
+
+# Forward stop signal SIG to the trainer: to every process of its tree that catches
+# it (SigCgt), found through /proc whatever its session (torchrun's workers), but not
+# below a process of the job that catches it (one registered in TRAIN_RESUME_JOB_DIR:
+# a rank, or torchrun): it handles the signal for what runs below it, and those are
+# its helpers (W&B's service process, which catches TERM too: it would end the rank's
+# W&B run; data loader workers). So with torchrun and USR1 (which torchrun does not
+# catch: it would die of it) the ranks get it; with TERM torchrun does, and stops its
+# ranks with TERM itself. When no process catches it, LEADER gets it.
+# Arguments: SIG LEADER. Adds to `seen` (pid:start of every process of the tree: the
+# drain waits for them). Logs.
+wandb_resume::_forward() {
+  local sig=$1 leader=$2 num pid c start pstate host jobdir=${TRAIN_RESUME_JOB_DIR:-}
+  local -A kids=()
+  local -a tree=() to=() todo=("$leader")
+  num=$(kill -l "$sig" 2>/dev/null) || num=''
+  wandb_resume::_host
+  wandb_resume::_tree "$leader"
+  for pid in "$leader" "${tree[@]}"; do
+    wandb_resume::_proc_start "$pid" && seen+=("$pid:$start")
+  done
+  while [[ $num == +([0-9]) ]] && ((${#todo[@]})); do
+    pid=${todo[-1]}
+    unset 'todo[-1]'
+    if wandb_resume::_catches "$pid" "$num"; then
+      to+=("$pid")
+      [[ -n $jobdir ]] && wandb_resume::_proc_start "$pid" && [[ -e $jobdir/procs/$pid.$start@$host ]] && continue
+    fi
+    for c in ${kids[$pid]-}; do todo+=("$c"); done
+  done
+  if ((${#to[@]})); then
+    wandb_resume::_log info note "⏸ got SIG$sig: asking the trainer to save and stop (SIG$sig to pid ${to[*]}: the processes of the trainer that catch it)"
+  else
+    to=("$leader")
+    wandb_resume::_log info note "⏸ got SIG$sig: asking the trainer to save and stop (SIG$sig to pid $leader: no process of the trainer catches it)"
+  fi
+  kill -s "$sig" -- "${to[@]}" 2>/dev/null
+}
+
+# The trainer's processes still alive: of its process group, and those seen when a
+# signal was forwarded (workers in sessions of their own). Arguments: PGID.
+# Reads: seen. Sets: left (pids; "group PGID" for the group). Returns: 0 some are.
+wandb_resume::_left() {
+  local s
+  left=()
+  for s in "${seen[@]}"; do
+    wandb_resume::_alive_here "${s%%:*}" "${s#*:}" && left+=("${s%%:*}")
+  done
+  kill -0 -- "-$1" 2>/dev/null && left+=("group $1")
+  ((${#left[@]}))
+}
+
+# Wait (at most _WANDB_RESUME_DRAIN s) until no process of the trainer is left (its
+# group, and what _forward saw); a TERM meanwhile (the scheduler's last call) ends the
+# wait at once. What is left then is killed (SIGKILL): no process of this job outlives
+# it, to train beside the next one. Arguments: PGID. Reads: seen.
 wandb_resume::_drain() {
-  local group=$1 i
-  kill -0 -- "-$group" 2>/dev/null || return 0
-  wandb_resume::_log info note "⏳ the trainer (pid $group) exited; waiting for the rest of its process group"
+  local group=$1 i s
+  local -a left=()
+  wandb_resume::_left "$group" || return 0
+  wandb_resume::_log info note "⏳ the trainer (pid $group) exited; waiting for the rest of its processes (${left[*]})"
   for ((i = 0; i < _WANDB_RESUME_DRAIN * 5; i++)); do
     [[ $_WANDB_RESUME_STOP == TERM ]] && break
     sleep 0.2
-    kill -0 -- "-$group" 2>/dev/null || return 0
+    wandb_resume::_left "$group" || return 0
   done
-  wandb_resume::_warn "processes of the trainer's group $group are still running; going on"
+  wandb_resume::_left "$group" || return 0
+  kill -s KILL -- "-$group" 2>/dev/null
+  for s in "${seen[@]}"; do
+    wandb_resume::_alive_here "${s%%:*}" "${s#*:}" && kill -s KILL "${s%%:*}" 2>/dev/null
+  done
+  wandb_resume::_warn "processes of the trainer were still running (${left[*]}); killed them (SIGKILL), so that none outlives this job"
+}
+
+# The end record the trainer's callback leaves in OUTPUT_DIR/.train-resume/ended
+# (train_resume/callback.py record_end): why training ended. One NAME=VALUE line per
+# field, read as data (never evaluated; at most 20 lines): reason (signal), signal
+# (its name), step, job (the job key), time (seconds since the epoch); a value not of
+# its form is left out. Arguments: OUTPUT_DIR. Sets: ended_reason, ended_signal,
+# ended_step, ended_job, ended_time, ended_text (all of it; '' when there is none).
+wandb_resume::_read_ended() {
+  local line k v n=0
+  ended_reason='' ended_signal='' ended_step='' ended_job='' ended_time='' ended_text=''
+  [[ -n $1 && -f $1/.train-resume/ended ]] || return 0
+  while ((n++ < 20)) && IFS= read -r -n 300 line; do
+    ended_text+=$line$'\n'
+    [[ $line == ?*=* ]] || continue
+    k=${line%%=*} v=${line#*=}
+    case $k in
+      reason) [[ $v == +([a-z_]) ]] && ended_reason=$v ;;
+      signal) [[ $v == +([A-Z0-9]) ]] && ended_signal=$v ;;
+      step) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_step=$v ;;
+      job) [[ $v == +([A-Za-z0-9._@-]) ]] && ended_job=$v ;;
+      time) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_time=$v ;;
+    esac
+  done 2>/dev/null <"$1/.train-resume/ended"
 }
 
 wandb_resume::_supervise() {
   local out='' max_restarts=5 sig=USR1 value take error='' quiet=0 child rc=0 number
   local before='' after='' l_path l_count l_numbered c_reason st_status st_reason st_step st_max job restarts
-  local stop='' why name finished=0
-  local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() launch=()
+  local stop='' why name finished=0 stops ended_before
+  local ended_reason ended_signal ended_step ended_job ended_time ended_text
+  local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() launch=() seen=()
   while (($#)); do
     case $1 in
       -o | --output-dir | --output-dir=*)
@@ -109,35 +222,31 @@ wandb_resume::_supervise() {
     return 0
   fi
   # SLURM's numbers, checked before anything runs.
-  job=''
-  if [[ -n ${SLURM_ARRAY_JOB_ID:-} && -n ${SLURM_ARRAY_TASK_ID:-} ]]; then
-    wandb_resume::_env_number SLURM_ARRAY_JOB_ID '' && job=$number &&
-      wandb_resume::_env_number SLURM_ARRAY_TASK_ID '' && job+=_$number
-  elif [[ -n ${SLURM_JOB_ID:-} ]]; then
-    wandb_resume::_env_number SLURM_JOB_ID '' && job=$number
-  fi
-  [[ -z $error ]] && wandb_resume::_env_number SLURM_RESTART_COUNT 0 && restarts=$number
-  if [[ -n $error ]]; then
+  if ! wandb_resume::_slurm_job; then
     wandb_resume::_log error error "supervise: $error; nothing run"
     return 1
   fi
   [[ -n $out ]] && wandb_resume::_latest "$out" 2>/dev/null && before=$l_path
+  wandb_resume::_read_ended "$out"
+  ended_before=$ended_text
+  # What the trainer's callback takes as a stop signal: what this forwards, and TERM.
+  stops=$sig
+  [[ $sig == TERM ]] || stops+=,TERM
   _WANDB_RESUME_STOP=''
   # The traps last until the requeue is done (a TERM in the wrap-up must not kill
   # this shell before it); the caller's are put back by wandb_resume::supervise.
   # shellcheck disable=SC2064 # the signal name is expanded now, on purpose
   trap "wandb_resume::_on_stop $sig" "$sig"
   trap 'wandb_resume::_on_stop TERM' TERM
-  # The trainer leads its own process group, so that a forwarded signal reaches
-  # every process of a launcher (torchrun, accelerate) as well. Under job control
-  # (set -m, interactive shells) bash gives a background job its own group; setsid
-  # would fork there and return at once, so it is used only without job control.
+  # The trainer leads its own process group (the drain waits for the group). Under job
+  # control (set -m, interactive shells) bash gives a background job its own group;
+  # setsid would fork there and return at once, so it is used only without job control.
   [[ $- == *m* ]] || launch=(setsid)
   # (with the caller's LC_ALL, not the C locale this library works in)
   if [[ -n $_wr_lc_all_set ]]; then
-    LC_ALL=$_wr_lc_all "${launch[@]}" "$@" &
+    LC_ALL=$_wr_lc_all TRAIN_RESUME_STOP_SIGNALS=$stops "${launch[@]}" "$@" &
   else
-    env -u LC_ALL "${launch[@]}" "$@" &
+    TRAIN_RESUME_STOP_SIGNALS=$stops env -u LC_ALL "${launch[@]}" "$@" &
   fi
   child=$!
   wandb_resume::_log info note "▶ supervising pid $child (job ${job:-none}, restart $restarts of at most $max_restarts): $*"
@@ -147,8 +256,7 @@ wandb_resume::_supervise() {
     # A trapped signal ends `wait` early: the child is still there.
     kill -0 "$child" 2>/dev/null || break
     if [[ -n $_WANDB_RESUME_STOP && $_WANDB_RESUME_STOP != forwarded-* ]]; then
-      wandb_resume::_log info note "⏸ got SIG$_WANDB_RESUME_STOP: asking the trainer to save and stop"
-      kill -s "$_WANDB_RESUME_STOP" -- "-$child" 2>/dev/null || kill -s "$_WANDB_RESUME_STOP" "$child"
+      wandb_resume::_forward "$_WANDB_RESUME_STOP" "$child"
       _WANDB_RESUME_STOP=forwarded-$_WANDB_RESUME_STOP
     fi
   done
@@ -156,7 +264,16 @@ wandb_resume::_supervise() {
   _WANDB_RESUME_STOP=''
   wandb_resume::_drain "$child"
   [[ -n $out ]] && wandb_resume::_latest "$out" 2>/dev/null && after=$l_path
-  if ((rc == 0)); then
+  wandb_resume::_read_ended "$out"
+  name=''
+  ((rc > 128 && rc <= 128 + 64)) && name=$(kill -l "$((rc - 128))" 2>/dev/null)
+  if [[ $ended_text != "$ended_before" && $ended_reason == signal && ${name#SIG} != "$ended_signal" ]]; then
+    # The ranks saved and stopped on a stop signal (the callback's record), and their
+    # launcher (torchrun: 1) made another status of it: preempted all the same.
+    why="preempted: the trainer saved${ended_step:+ checkpoint-$ended_step} and stopped on SIG${ended_signal:-?}"
+    [[ -n $stop ]] && why="stopped by SIG$stop: the trainer saved${ended_step:+ checkpoint-$ended_step} and stopped"
+    why+=" (exit $rc from its launcher; recorded in $out/.train-resume/ended)"
+  elif ((rc == 0)); then
     why="stopped by SIG$stop (exit 0)"
     if [[ -z $out ]]; then
       [[ -z $stop ]] && finished=1

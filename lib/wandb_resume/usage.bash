@@ -40,7 +40,8 @@ Options:
                             preview); no recorded step: WANDB_RESUME, warned
       --allow-weights-only  accept a weights-only (save_only_model) checkpoint
                             (the trainer starts a fresh optimizer and scheduler)
-      --no-lock             do not lock the output dir (one writer per output dir)
+      --no-lock             do not join the output dir's job (no lock, no
+                            decision shared with the job's other tasks)
       --forget-failed       remove the failed-load records in
                             OUTPUT_DIR/.train-resume/failed (with --explain:
                             only ignore them in that decision)
@@ -52,10 +53,17 @@ Options:
       --lib                 print the path of the bash library to source in a
                             job script: source "$(train-resume --lib)"
 
-One writer per output dir: running a COMMAND, train-resume first takes an
-exclusive flock on OUTPUT_DIR/.train-resume/lock and holds it through the exec (as
-long as the trainer runs); a second job on that dir exits 1 at once, naming the
-holder (pid, host, SLURM job). Not with --explain; not with --no-lock.
+One job per output dir: running a COMMAND (and in wandb_resume::configure),
+train-resume first joins the output dir's job, whose state lives beside it in
+<parent>/.train-resume/<name of OUTPUT_DIR>/ (a new run leaves OUTPUT_DIR as it
+found it). A job is its SLURM job (array task, restart count), else the first
+decision's process and its children (TRAIN_RESUME_JOB). Its tasks, on any node,
+are let in, and those that start together use one decision (the first decides,
+the others read it and check they see the chosen checkpoint). Another job whose
+processes are alive (the launcher, whose pid the exec keeps, and every Python
+process of the job, torchrun's workers included) gets exit 1 at once, naming its
+host, job and a live pid (TRAIN_RESUME_LOCK_WAIT=SECONDS: wait that long first).
+Not with --explain; not with --no-lock.
 
 Which checkpoint (first match wins): --checkpoint; RESUME_FROM_CHECKPOINT_DIR;
 resume_from_checkpoint in --config; otherwise latest. A checkpoint is complete
@@ -63,7 +71,8 @@ when its trainer_state.json is readable, one JSON object a full parse accepts
 (no NUL bytes, no byte order mark, valid UTF-8, no number such as 01 or .5 that
 jq takes and Python's json refuses; only its ends are read while it is as the
 trainer saved it, per OUTPUT_DIR/.train-resume/saved/NAME, recorded by our
-callback) and its global_step is N, and the files a resume loads are there and
+callback once every rank has saved: a newer checkpoint without a record did not
+finish its save) and its global_step is N, and the files a resume loads are there and
 whole: model weights (a folder without them is not complete; safetensors offsets
 fit the file, every shard of an index), optimizer.pt, scheduler.pt,
 rng_state.pth (torch zip files end with their end record); a weights-only
@@ -110,6 +119,9 @@ Environment:
   TRAIN_RESUME_RESUME_ARG     1: also append --resume_from_checkpoint CHECKPOINT
                               to `python SCRIPT` / `python -m MODULE` COMMANDs
                               (run through python -m train_resume)
+  TRAIN_RESUME_LOCK_WAIT      seconds to wait for another job on the output dir
+                              to end before refusing (default 0)
+  TRAIN_RESUME_JOB            the job (set by a decision, inherited)
 
 Exported on a resume: WANDB_RUN_ID=<id>, WANDB_RESUME=must,
 TRAIN_RESUME_CHECKPOINT=<absolute path>, TRAIN_RESUME_RUN_ID_SOURCE=<source>.
@@ -119,7 +131,9 @@ WANDB_RESUME unset.
 Resume without a run id: WANDB_RESUME=allow (and the checkpoint).
 New run: WANDB_RESUME=allow; TRAIN_RESUME_CHECKPOINT and TRAIN_RESUME_RUN_ID_SOURCE
 unset; WANDB_RUN_ID not set by us.
-Always: PYTHONPATH=<root>/train_resume/bootstrap:<root>:... (the hand-off).
+Always: PYTHONPATH=<root>/train_resume/bootstrap:<root>:... (the hand-off);
+TRAIN_RESUME_OUTPUT_DIR=<the output dir decided for>; TRAIN_RESUME_JOB=<the
+job's key>, TRAIN_RESUME_JOB_DIR=<its state dir> (unset with --no-lock).
 
 The hand-off: every Python process COMMAND starts (python, torchrun, accelerate,
 deepspeed, trl, a shell script...) runs train-resume's sitecustomize first (and,
@@ -146,8 +160,8 @@ does every rank when one cannot read the chosen checkpoint. On a resume, a
 
 Exit status: 0 decided (or COMMAND's own status), 1 the decision failed (an
 explicit checkpoint is unusable, the output dir unreadable, jq missing: it is
-needed on every start, since the restarts read checkpoints with it, ...),
-2 usage error, 126 COMMAND is not executable, 127 COMMAND not found (nothing
-was decided or run).
+needed on every start, since the restarts read checkpoints with it; another job
+holds the output dir, ...), 2 usage error, 126 COMMAND is not executable, 127
+COMMAND not found (nothing was decided or run).
 EOF
 }

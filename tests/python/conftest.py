@@ -13,11 +13,13 @@ TRAIN_RESUME = ROOT / "bin" / "train-resume"
 
 
 def clean_env(**extra):
-    """The environment of a fresh job: none of the decision's variables, W&B offline."""
+    """The environment of a fresh job: none of the decision's variables, not inside a
+    SLURM job (a job is one for the lock), W&B offline."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("WANDB_", "TRAIN_RESUME_")) and k != "RESUME_FROM_CHECKPOINT_DIR"
+        if not k.startswith(("WANDB_", "TRAIN_RESUME_", "SLURM_"))
+        and k != "RESUME_FROM_CHECKPOINT_DIR"
     }
     env.update(WANDB_MODE="offline", HF_HUB_OFFLINE="1", WANDB_SILENT="true")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))

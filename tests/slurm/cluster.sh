@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A one-host SLURM cluster on localhost for the tests: install slurm-wlm and munge
 # (Debian packages) when missing, write a minimal slurm.conf into STATE_DIR, start
-# munged, slurmctld and slurmd by hand (no systemd), and later stop only what we
+# munged, slurmctld and two slurmd by hand (no systemd), and later stop only what we
 # started. Clients then need SLURM_CONF=STATE_DIR/slurm.conf.
+# The two nodes, <host> and <host>-2, are two slurmd on this host (NodeHostname is
+# this host for both, each on its own port), so that jobs can ask for --nodes 2.
 #
 #   tests/slurm/cluster.sh start STATE_DIR
 #   tests/slurm/cluster.sh stop STATE_DIR
@@ -26,7 +28,7 @@ install_packages() {
 write_conf() {
   local state=$1 host mem
   host=$(hostname -s)
-  mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
+  mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.45)}' /proc/meminfo)
   cat >"$state/slurm.conf" <<CONF
 ClusterName=trainresume
 SlurmctldHost=$host
@@ -36,11 +38,11 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation=$state/ctld
-SlurmdSpoolDir=$state/slurmd
+SlurmdSpoolDir=$state/slurmd-%n
 SlurmctldPidFile=$state/slurmctld.pid
-SlurmdPidFile=$state/slurmd.pid
+SlurmdPidFile=$state/slurmd-%n.pid
 SlurmctldLogFile=$state/slurmctld.log
-SlurmdLogFile=$state/slurmd.log
+SlurmdLogFile=$state/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -56,16 +58,18 @@ JobAcctGatherType=jobacct_gather/none
 KillWait=30
 InactiveLimit=0
 MinJobAge=600
-NodeName=$host CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+NodeName=$host NodeHostname=$host NodeAddr=127.0.0.1 Port=16818 CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
+NodeName=$host-2 NodeHostname=$host NodeAddr=127.0.0.1 Port=16819 CPUs=$(nproc) RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=$host,$host-2 Default=YES MaxTime=INFINITE State=UP
 CONF
+  printf '%s\n' "$host" "$host-2" >"$state/nodes"
 }
 
 start() {
   local state=$1 i
   ((EUID == 0)) || die "needs root to run slurmd (run the SLURM tests as root, as CI does)"
   install_packages
-  mkdir -p "$state/ctld" "$state/slurmd"
+  mkdir -p "$state/ctld"
   write_conf "$state"
   # A munged that answers is enough; otherwise start ours.
   if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
@@ -85,23 +89,39 @@ start() {
   # A start that fails half way stops what it started.
   trap 'stop "$state"' ERR
   /usr/sbin/slurmctld -c -f "$SLURM_CONF"
-  /usr/sbin/slurmd -c -f "$SLURM_CONF"
+  local node
+  while read -r node; do
+    mkdir -p "$state/slurmd-$node"
+    /usr/sbin/slurmd -c -f "$SLURM_CONF" -N "$node"
+  done <"$state/nodes"
   for ((i = 0; i < 60; i++)); do
-    if timeout 5 sinfo -h -o '%t' 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
+    if [[ $(timeout 5 sinfo -h -N -o '%t' 2>/dev/null | grep -cE '^(idle|mix|alloc)') == 2 ]]; then
       echo "SLURM is up: SLURM_CONF=$SLURM_CONF" >&2
       return 0
     fi
     sleep 0.5
   done
-  tail -n 20 "$state/slurmctld.log" "$state/slurmd.log" >&2 || true
+  tail -n 20 "$state/slurmctld.log" "$state"/slurmd-*.log >&2 || true
   stop "$state"
   die "the node did not come up"
 }
 
 stop() {
-  local state=$1 pidfile pid i
+  local state=$1 pidfile pid i jobs
   local -a pids=()
-  for pidfile in "$state/slurmd.pid" "$state/slurmctld.pid" "$state/munged.ours"; do
+  # Jobs still there (a test that failed half way) are cancelled first and their
+  # processes left to end: a job step that outlived its slurmctld would report to
+  # the next cluster's job of the same id and end it.
+  if [[ -s $state/slurmctld.pid ]] && jobs=$(SLURM_CONF=$state/slurm.conf timeout 10 squeue -h -o %i 2>/dev/null) &&
+    [[ -n $jobs ]]; then
+    # shellcheck disable=SC2086 # job ids, one a word
+    SLURM_CONF=$state/slurm.conf timeout 10 scancel $jobs 2>/dev/null
+    for ((i = 0; i < 90; i++)); do
+      [[ -z $(SLURM_CONF=$state/slurm.conf timeout 10 squeue -h -t R,CG,S,PD -o %i 2>/dev/null) ]] && break
+      sleep 0.5
+    done
+  fi
+  for pidfile in "$state"/slurmd-*.pid "$state/slurmctld.pid" "$state/munged.ours"; do
     [[ -s $pidfile ]] || continue
     while read -r pid; do
       [[ $pid == +([0-9]) ]] && kill "$pid" 2>/dev/null && pids+=("$pid")

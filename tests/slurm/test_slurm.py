@@ -1,5 +1,8 @@
-"""Preemption on a real one-host SLURM (tests/slurm/cluster.sh): signal → checkpoint →
-requeue → the same W&B run; crash loops capped; a finished run stays finished.
+"""Preemption on a real one-host SLURM (tests/slurm/cluster.sh: two slurmd, two node
+names, on this host): signal → checkpoint → requeue → the same W&B run; crash loops
+capped; a finished run stays finished. A job of several tasks (srun -n 2, on one node
+and on two) shares one decision; torchrun's workers under supervise get the stop
+signal; a second job on the same output dir is refused.
 
 Needs root (CI runs as root): `make test-slurm` fails loudly where SLURM cannot run.
 """
@@ -7,6 +10,8 @@ Needs root (CI runs as root): `make test-slurm` fails loudly where SLURM cannot 
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +24,9 @@ sys.path.insert(0, str(ROOT / "examples"))
 from demo import checkpoint_complete, log_history, stored_run_id, wandb_segments  # noqa: E402
 
 SBATCH = ROOT / "examples" / "slurm" / "grpo.sbatch"
+MULTINODE = ROOT / "examples" / "slurm" / "multinode.sbatch"
+TINY_GRPO = ROOT / "examples" / "tiny_grpo.py"
+BIN = Path(sys.executable).parent
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY"}
 
 
@@ -42,9 +50,9 @@ def env(conf, **extra):
     return e
 
 
-def sbatch(conf, work, *args, **extra):
+def sbatch(conf, work, *args, script=SBATCH, options=(), **extra):
     out = subprocess.run(
-        ["sbatch", "--parsable", "--export=ALL", str(SBATCH), *map(str, args)],
+        ["sbatch", "--parsable", "--export=ALL", *map(str, options), str(script), *map(str, args)],
         cwd=work,
         env=env(conf, OUT=work / "out", **extra),
         capture_output=True,
@@ -108,7 +116,29 @@ def run_to_end(conf, jid, timeout=400):
 def log_of(work, jid):
     # (srun interleaves its tasks' output with the shell's: a progress bar may be cut
     # inside a UTF-8 character)
-    return (work / f"tiny-grpo-{jid}.out").read_text(errors="replace")
+    (path,) = work.glob(f"tiny-grpo*-{jid}.out")
+    return path.read_text(errors="replace")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def trainer_processes(out):
+    """The pids of the Python processes running the tiny GRPO trainer on OUT (not srun,
+    whose command line holds it too)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        python = Path(argv[0]).name.startswith("python")
+        if python and str(TINY_GRPO) in argv and str(out) in argv:
+            found.append(int(cmdline.parent.name))
+    return found
 
 
 def preempt_and_resume(conf, work, scancel_args, stopped, **extra):
@@ -206,3 +236,134 @@ def test_a_finished_run_is_final(cluster, tmp_path):
     assert f"✅ {out}/DONE exists" in log_of(tmp_path, again)
     assert f"✅ {out}/DONE exists: the run is finished; nothing to run, nothing to requeue" in log
     assert json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())["global_step"] == 4
+
+
+@pytest.mark.parametrize(("launch", "nodes"), [("ranks", 1), ("ranks", 2), ("torchrun", 2)])
+def test_two_tasks_of_one_job_resume_from_one_checkpoint_into_one_run(
+    cluster, tmp_path, launch, nodes
+):
+    """examples/slurm/multinode.sbatch: `srun -n 2 bin/train-resume -o OUT -- python
+    tiny_grpo.py` with RANK/WORLD_SIZE set from SLURM's variables, on one node and on
+    two; and `srun --ntasks-per-node=1 bin/train-resume -o OUT -- torchrun --nnodes 2`
+    on two. Killed after a checkpoint (the ranks SIGKILLed: a node lost), requeued: one
+    task decides, the other uses its decision, both ranks resume from the same
+    checkpoint, into one W&B run."""
+    out = tmp_path / "out"
+    options = ["--nodes", nodes, "--ntasks", 2, "--ntasks-per-node", 2 // nodes]
+    options += ["--cpus-per-task", 1]
+    jid = sbatch(
+        cluster,
+        tmp_path,
+        "--max_steps",
+        30,
+        "--save_steps",
+        10,
+        script=MULTINODE,
+        options=options,
+        LAUNCH=launch,
+        TORCHRUN=BIN / "torchrun",
+        MASTER_PORT=free_port(),
+        OMP_NUM_THREADS=1,
+    )
+    wait_for(lambda: checkpoint_complete(out / "checkpoint-10"), 400, "checkpoint-10")
+    first = log_of(tmp_path, jid)
+    assert f"🤝 using the decision of job slurm-{jid}-r0@trainresume" in first, first[-3000:]
+    # The ranks (and torchrun's agents) SIGKILLed at once, as when nodes are lost: srun
+    # ends the step, supervise requeues.
+    ranks = trainer_processes(out)
+    assert len(ranks) == (2 if launch == "ranks" else 4), ranks
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in ranks:
+            os.kill(pid, sig)
+    info = run_to_end(cluster, jid, timeout=600)
+    log = log_of(tmp_path, jid)
+    assert info["JobState"] == "COMPLETED", log[-4000:]
+    assert info["Restarts"] == "1", log[-4000:]
+    assert info["NumNodes"] == str(nodes)
+    killed = r"🔁 (crashed|killed by SIGKILL) \(exit \d+\), newest checkpoint now checkpoint-\d+; "
+    killed += f"requeued job {jid}"
+    assert re.search(killed, log), log[-4000:]
+    restart = log.partition(f"== job {jid} start 1 ")[2]
+    used = f"🤝 using the decision of job slurm-{jid}-r1@trainresume, made by pid"
+    assert restart.count(used) == 1, restart[-4000:]
+    handed = re.findall(r"▶ handing off \(rank (\d)\): resume from (\S+),", restart)
+    assert sorted(rank for rank, _ in handed) == ["0", "1"], restart[-4000:]
+    (chosen,) = {Path(path) for _, path in handed}
+    assert chosen.parent == out and checkpoint_complete(chosen)
+    steps = [row["step"] for row in log_history(out / "checkpoint-30")]
+    assert steps == list(range(1, 31))
+    segments = wandb_segments(out)
+    assert len(segments) == 2
+    assert {run_id for _, run_id in segments} == {stored_run_id(chosen)}
+    assert (out / "DONE").is_file()
+
+
+@pytest.mark.parametrize("sig", ["USR1", "TERM"])
+def test_torchrun_workers_under_supervise_save_on_the_batch_signal(cluster, tmp_path, sig):
+    """examples/slurm/grpo.sbatch with NPROC=2 (torchrun --nproc_per_node 2 under
+    supervise), the signal sent to the batch shell (`scancel -b`, as --signal=B:...):
+    the workers (in sessions of their own) save a checkpoint beyond the last periodic
+    one, the job is logged preempted and requeued although torchrun exits 1, no process
+    of the old job is left, and the next start resumes from that checkpoint."""
+    out = tmp_path / "out"
+    jid = sbatch(
+        cluster,
+        tmp_path,
+        "--max_steps",
+        60,
+        "--save_steps",
+        10,
+        NPROC=2,
+        TORCHRUN=BIN / "torchrun",
+        MASTER_PORT=free_port(),
+        OMP_NUM_THREADS=1,
+    )
+    wait_for(lambda: checkpoint_complete(out / "checkpoint-10"), 400, "checkpoint-10")
+    subprocess.run(["scancel", "-b", "-s", sig, jid], env=env(cluster), check=True)
+    wait_for(lambda: "🔁" in log_of(tmp_path, jid), 300, "the requeue")
+    # Nothing of the old job trains on: supervise waited for every process it saw.
+    assert trainer_processes(out) == []
+    info = run_to_end(cluster, jid)
+    log = log_of(tmp_path, jid)
+    assert info["JobState"] == "COMPLETED", log[-4000:]
+    assert info["Restarts"] == "1", log[-4000:]
+    step = int(re.search(rf"⏸ SIG{sig}: saving checkpoint-(\d+) and stopping", log).group(1))
+    assert step > 10
+    forwarded = rf"⏸ got SIG{sig}: .*SIG{sig} to pid [0-9 ]+: the processes of the trainer"
+    assert re.search(forwarded, log), log[-4000:]
+    stopped = re.search(
+        rf"🔁 stopped by SIG{sig}(: the trainer saved checkpoint-{step} and stopped)? "
+        rf"\(exit (\d+)[^)]*\), newest checkpoint now checkpoint-{step}; requeued job {jid}",
+        log,
+    )
+    assert stopped, log[-4000:]
+    assert stopped.group(2) != "0"
+    assert f"🔄 resuming from checkpoint: {out}/checkpoint-{step} (the newest complete" in log
+    assert "killed them (SIGKILL)" not in log
+    steps = [row["step"] for row in log_history(out / "checkpoint-60")]
+    assert steps == list(range(1, 61))
+    segments = wandb_segments(out)
+    assert len(segments) == 2
+    assert {run_id for _, run_id in segments} == {stored_run_id(out / f"checkpoint-{step}")}
+    assert (out / "DONE").is_file()
+
+
+def test_a_second_job_running_the_recipe_on_one_dir_is_refused_naming_the_first(cluster, tmp_path):
+    """Two jobs of examples/slurm/grpo.sbatch on one output dir: the second stops at
+    its configure (exit 1, not requeued), naming the first; the first goes on."""
+    out = tmp_path / "out"
+    first = sbatch(cluster, tmp_path, "--max_steps", 30, "--save_steps", 10)
+    wait_for(lambda: checkpoint_complete(out / "checkpoint-10"), 400, "checkpoint-10")
+    second = sbatch(cluster, tmp_path, "--max_steps", 30, "--save_steps", 10)
+    info = run_to_end(cluster, second)
+    log = log_of(tmp_path, second)
+    assert (info["JobState"], info["ExitCode"], info["Restarts"]) == ("FAILED", "1:0", "0"), log
+    assert re.search(
+        rf"❌ error: output dir {re.escape(str(out))} is in use by job "
+        rf"slurm-{first}-r0@trainresume \(host \S+, pid \d+ \S+ alive; ",
+        log,
+    ), log
+    assert "▶ supervising" not in log
+    assert run_to_end(cluster, first)["JobState"] == "COMPLETED"
+    assert (out / "DONE").is_file()
+    assert len(wandb_segments(out)) == 1
