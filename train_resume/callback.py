@@ -20,8 +20,15 @@ time-out) it asks the Trainer to save a checkpoint at the end of the current ste
 stop, so the next start resumes from that very step; every rank stops at the same
 step (the signal is agreed on by an all-reduce), and at train end the process exits
 with 128+signal (USR1: 138, TERM: 143), so that nobody takes a preempted run for a
-finished one; the world process zero first leaves OUTPUT_DIR/.train-resume/ended,
-which says so whatever status a launcher (torchrun) turns that into.
+finished one. A stop signal that lands when the run is at its end (its last step, or
+a step where another rule stops it) changes nothing: training ends there anyway,
+finished, exit 0, no step beyond it.
+
+At train end the world process zero records how training ended in
+OUTPUT_DIR/.train-resume/ended (record_end; wandb_resume::supervise and the decision
+read it): reached max_steps, ran its epochs, stopped by should_training_stop before
+max_steps (a callback's rule, EarlyStoppingCallback), or by a stop signal (with the
+step saved); so a launcher's status (torchrun: 1) does not hide which.
 
 A save is recorded (OUTPUT_DIR/.train-resume/saved/checkpoint-N) only once every
 rank has finished it: with several ranks, they meet at a barrier first.
@@ -170,20 +177,44 @@ def _exit_preempted(signum, args, state):
         dist.barrier()
     if state.is_world_process_zero:
         name = signal.Signals(signum).name.removeprefix("SIG")
-        record_end(args.output_dir, reason="signal", signal=name, step=state.global_step)
+        record_end(
+            args.output_dir,
+            reason="signal",
+            signal=name,
+            step=state.global_step,
+            max_steps=state.max_steps,
+        )
     sys.stdout.flush()
     raise SystemExit(status)
 
 
+def _how_it_ended(args, state, control):
+    """Why training ended without a stop signal of ours (at train end): max_steps
+    (global_step reached max_steps: TrainingArguments.max_steps), epochs (it ran its
+    num_train_epochs, or the epoch loop ran out), should_training_stop (stopped before
+    max_steps by control.should_training_stop: a callback's rule such as
+    EarlyStoppingCallback's, or the trainer's own, an IterableDataset out of samples)."""
+    if state.max_steps and state.global_step >= state.max_steps:
+        return "max_steps" if args.max_steps > 0 else "epochs"
+    return "should_training_stop" if control.should_training_stop else "epochs"
+
+
 def record_end(output_dir, **fields):
     """Record why training ended in OUTPUT_DIR/.train-resume/ended, for
-    wandb_resume::supervise (read by wandb_resume::_read_ended, one bash function): one
-    NAME=VALUE line per field, FIELDS (reason: signal; signal: its name, USR1; step: the
-    global step saved) then job (TRAIN_RESUME_JOB) and time (seconds since the epoch).
-    Written whole (a temporary file, then a rename); a failure is a warning."""
+    wandb_resume::supervise and the decision (read by wandb_resume::_read_ended, one
+    bash function; never evaluated): one NAME=VALUE line per field, FIELDS (reason:
+    signal, max_steps, epochs or should_training_stop; signal: the stop signal's name,
+    USR1, also beside a reason that is not `signal` when one landed at the run's end;
+    step: the global step; max_steps) then job (TRAIN_RESUME_JOB) and time (seconds
+    since the epoch). Written whole (a temporary file, then a rename); a failure is a
+    warning. Nothing in an output dir the trainer left absent or empty (it saved
+    nothing: no record needed, and a run that wrote nothing leaves OUTPUT_DIR as it
+    found it, for scripts that refuse a non-empty one)."""
     fields.update(job=os.environ.get("TRAIN_RESUME_JOB", ""), time=int(time.time()))
     folder = os.path.join(output_dir, ".train-resume")
     try:
+        if not os.path.isdir(output_dir) or not os.listdir(output_dir):
+            return
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, f".ended.{os.getpid()}")
         with open(tmp, "w", encoding="utf-8") as f:
@@ -253,6 +284,7 @@ def _build():
             self._step_offset = 0  # server _step of this segment's local _step 0
             self._global_step = 0
             self._replay = None
+            self._late_signal = None  # a stop signal that landed at the run's end
 
         def state(self):
             run = _live_run()
@@ -292,6 +324,14 @@ def _build():
             signum = getattr(self, "_stopped_by", None)
             if signum is not None:
                 _exit_preempted(signum, args, state)
+            if not state.is_world_process_zero:
+                return
+            fields = {"reason": _how_it_ended(args, state, control)}
+            late = getattr(self, "_late_signal", None) or getattr(self, "_stop_signal", None)
+            if late is not None:
+                fields["signal"] = signal.Signals(late).name.removeprefix("SIG")
+            fields.update(step=state.global_step, max_steps=state.max_steps)
+            record_end(args.output_dir, **fields)
 
         def _on_signal(self, signum, frame):
             self._stop_signal = signum
@@ -309,7 +349,19 @@ def _build():
 
         def on_step_end(self, args, state, control, **kwargs):
             signum = _agreed_signal(getattr(self, "_stop_signal", None), args)
-            if signum is not None:
+            if signum is not None and (
+                state.global_step >= state.max_steps or control.should_training_stop
+            ):
+                # The run is at its end (its last step; or another rule, run before us,
+                # stops it here): training ends now anyway. Finished, not preempted: a
+                # requeue would resume the end and train a step past it.
+                if getattr(self, "_late_signal", None) is None and state.is_world_process_zero:
+                    _log(
+                        f"⏸ {signal.Signals(signum).name} at step {state.global_step}, where "
+                        "training ends anyway: finished, not preempted (exit 0)"
+                    )
+                self._late_signal = signum
+            elif signum is not None:
                 self._stopped_by = signum
                 if state.is_world_process_zero:
                     name = signal.Signals(signum).name

@@ -74,6 +74,39 @@ def test_every_save_is_recorded_as_the_decision_sees_the_file(first_run):
     assert not list(out.glob("checkpoint-*/.train-resume"))  # nothing of ours inside
 
 
+def end_record(out):
+    """OUT/.train-resume/ended as NAME -> VALUE."""
+    lines = (out / ".train-resume" / "ended").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_a_run_that_reached_max_steps_records_so_at_train_end(first_run):
+    _, out, _, _ = first_run
+    record = end_record(out)
+    assert record.pop("time").isdigit()
+    assert record == {"reason": "max_steps", "step": "4", "max_steps": "4", "job": ""}
+
+
+def test_a_run_of_epochs_records_that_it_ran_its_epochs(tmp_path):
+    """max_steps -1: num_train_epochs (3) of 4 steps each."""
+    out = tmp_path / "out"
+    result = shim([TINY, out, -1], tmp_path, WANDB_MODE="disabled")
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = end_record(out)
+    assert (record["reason"], record["step"], record["max_steps"]) == ("epochs", "12", "12")
+
+
+def test_the_end_is_not_recorded_in_an_output_dir_the_trainer_left_absent_or_empty(tmp_path):
+    """A run that saved nothing leaves its output dir as it found it."""
+    from train_resume.callback import record_end
+
+    record_end(str(tmp_path / "absent"), reason="max_steps", step=1, max_steps=1)
+    assert not (tmp_path / "absent").exists()
+    (tmp_path / "empty").mkdir()
+    record_end(str(tmp_path / "empty"), reason="max_steps", step=1, max_steps=1)
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
 def test_save_records_of_checkpoints_that_are_gone_are_removed(tmp_path):
     from train_resume.callback import _record_saves
 
@@ -320,3 +353,6 @@ def test_sigusr1_saves_a_checkpoint_at_the_end_of_the_step_and_exits_138(tmp_pat
     assert f"⏸ SIGUSR1: saving checkpoint-{step} and stopping" in stderr
     state = json.loads((out / f"checkpoint-{step}" / "trainer_state.json").read_text())
     assert state["global_step"] == step
+    record = end_record(out)
+    assert (record["reason"], record["signal"], record["step"]) == ("signal", "USR1", str(step))
+    assert record["max_steps"] == "400"
