@@ -255,16 +255,20 @@ wandb_resume::lock() {
 # (torchrun's workers, in sessions of their own, too) for a graceful save-and-stop,
 # wait for all of them (in any shell mode; what is left after the drain is killed),
 # then requeue the job unless the run is finished or SLURM_RESTART_COUNT reached the
-# cap. Finished: exit 0 and the newest checkpoint reached max_steps; then DONE is
-# written in the output dir and the run is never run or requeued again. Exit 128+N
-# (stopped on signal N), or the callback's end record of a signal stop
-# (OUTPUT_DIR/.train-resume/ended, whatever status a launcher made of it), is
-# preempted: requeued, never DONE. COMMAND gets TRAIN_RESUME_STOP_SIGNALS=SIG,TERM.
+# cap. How it ended: the exit status, the callback's end record written during this
+# run (OUTPUT_DIR/.train-resume/ended, whatever status a launcher made of it), and the
+# newest complete checkpoint. Finished: an end record of
+# its own rule (max_steps, epochs, should_training_stop: EarlyStopping) with exit 0,
+# or with a stop signal that landed at that end; without a record, exit 0 and the
+# newest checkpoint at max_steps. Then DONE is written in the output dir and the run
+# is never run or requeued again. Exit 128+N (stopped on signal N), or an end record
+# of a signal stop, is preempted: requeued, never DONE.
+# COMMAND gets TRAIN_RESUME_STOP_SIGNALS=SIG,TERM.
 # Arguments: [--output-dir DIR] [--max-restarts N] [--signal SIG] [--] COMMAND...
 # Outputs: logs on stderr.
 # Returns: COMMAND's exit status (128+N: it stopped on signal N, preempted); 0
-#   when DONE was already there; 1 a SLURM_* number is not a number (nothing run)
-#   or DONE cannot be written; 2 usage error.
+#   when DONE was already there or is written; 1 a SLURM_* number is not a number
+#   (nothing run) or DONE cannot be written; 2 usage error.
 # Globals: reads SLURM_JOB_ID, SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID,
 #   SLURM_RESTART_COUNT (digits only, never evaluated). Its traps for SIG and TERM
 #   last until the requeue is done; the caller's are put back.

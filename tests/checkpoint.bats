@@ -391,3 +391,21 @@ teardown() {
   explain -o "$OUT"
   assert_equal "$(field '.warnings | length')" 0
 }
+
+@test "the checkpoint where the run stopped by its own rule (the end record: should_training_stop): the resume goes on, with a warning that it already finished" {
+  make_state "$OUT/checkpoint-2" 2 '.max_steps = 20'
+  make_state "$OUT/checkpoint-4" 4 '.max_steps = 20'
+  mkdir -p "$OUT/.train-resume"
+  printf '%s\n' reason=should_training_stop step=4 max_steps=20 job=x time=1 >"$OUT/.train-resume/ended"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+  assert_equal "$(field '.warnings[0]')" "checkpoint-4 is where that run ended: the trainer stopped by its own rule before max_steps (step 4 of max_steps 20: should_training_stop, set by a callback such as EarlyStoppingCallback), recorded in $OUT/.train-resume/ended. It already finished: resuming it trains past its own stopping rule until that rule stops it again (EarlyStoppingCallback: at its next evaluation)"
+  # Another checkpoint than the one the record names (the run went on since): nothing.
+  explain -o "$OUT" -c "$OUT/checkpoint-2"
+  assert_equal "$(field '.warnings | length')" 0
+  # A record of a stop signal is no end of the run: nothing.
+  printf '%s\n' reason=signal signal=USR1 step=4 max_steps=20 >"$OUT/.train-resume/ended"
+  explain -o "$OUT"
+  assert_equal "$(field '.warnings | length')" 0
+}

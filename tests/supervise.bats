@@ -331,13 +331,28 @@ SH
 
 @test "the end record is read as data: only known names, each value of its form" {
   mkdir -p "$OUT/.train-resume"
-  printf '%s\n' 'reason=signal' 'signal=$(touch pwned)' 'step=12x' 'job=slurm-1-r0' 'time=17' \
-    'evil=$(touch pwned2)' 'reason' >"$OUT/.train-resume/ended"
+  printf '%s\n' 'reason=signal' 'signal=$(touch pwned)' 'step=12x' 'max_steps=$((1))' \
+    'job=slurm-1-r0' 'time=17' 'evil=$(touch pwned2)' 'reason' >"$OUT/.train-resume/ended"
   in_bash 'wandb_resume::_guest wandb_resume::_read_ended "$OUT"
-    printf "%s|" "$ended_reason" "$ended_signal" "$ended_step" "$ended_job" "$ended_time"'
-  assert_output 'signal|||slurm-1-r0|17|'
+    printf "%s|" "$ended_reason" "$ended_signal" "$ended_step" "$ended_max" "$ended_job" "$ended_time" "$ended_why"'
+  assert_output 'signal||||slurm-1-r0|17||'
   run find "$WORK" "$HOME" -name 'pwned*'
   assert_output ''
+}
+
+@test "the end record of a finished run is read with what it says; no further than 20 lines of 300 bytes" {
+  mkdir -p "$OUT/.train-resume"
+  printf '%s\n' 'reason=epochs' 'signal=TERM' 'step=8' 'max_steps=8' 'job=pid-1.2@h' 'time=3' >"$OUT/.train-resume/ended"
+  in_bash 'wandb_resume::_guest wandb_resume::_read_ended "$OUT"
+    printf "%s|" "$ended_reason" "$ended_signal" "$ended_step" "$ended_max" "$ended_job" "$ended_time" "$ended_why"'
+  assert_output 'epochs|TERM|8|8|pid-1.2@h|3|the trainer ran its epochs (step 8 of max_steps 8); SIGTERM landed at that end|'
+  { for _ in {1..20}; do printf 'x=%s\n' "$(printf 'y%.0s' {1..100})"; done; printf 'reason=max_steps\n'; } >"$OUT/.train-resume/ended"
+  in_bash 'wandb_resume::_guest wandb_resume::_read_ended "$OUT"; printf "[%s] %s\n" "$ended_reason" "${#ended_text}"'
+  assert_output '[] 2060'
+  # One line of 1 MB, no newline: 20 reads of 300 bytes.
+  head -c 1000000 /dev/zero | tr '\0' y >"$OUT/.train-resume/ended"
+  in_bash 'wandb_resume::_guest wandb_resume::_read_ended "$OUT"; printf "[%s] %s\n" "$ended_reason" "${#ended_text}"'
+  assert_output '[] 6020'
 }
 
 @test "a process of the job that catches the stop signal handles it for its helpers below it: they get nothing" {
@@ -366,4 +381,58 @@ PY
   assert [ -f "$OUT/rank got it" ]
   assert [ ! -e "$OUT/helper got it" ]
   assert_stderr --regexp '⏸ got SIGUSR1: asking the trainer to save and stop \(SIGUSR1 to pid [0-9]+: the processes'
+}
+
+@test "a trainer that ended by its own rule short of max_steps (its end record: should_training_stop) is finished: DONE, no requeue" {
+  fake_scontrol
+  make_state "$WORK/saved" 4
+  # As a Trainer with EarlyStoppingCallback does: it saves checkpoint-4, records why it
+  # stopped (max_steps is 10), and exits 0.
+  SLURM_JOB_ID=42 WORK=$WORK in_bash '
+    wandb_resume::supervise -o "$OUT" -- bash -c "
+      mv \"\$WORK/saved\" \"\$OUT/checkpoint-4\"
+      mkdir -p \"\$OUT/.train-resume\"
+      printf \"reason=should_training_stop\nstep=4\nmax_steps=10\njob=slurm-42-r0\ntime=1\n\" >\"\$OUT/.train-resume/ended\""'
+  assert_success
+  assert [ -f "$OUT/DONE" ]
+  assert [ ! -e "$OUT/scontrol.log" ]
+  assert_stderr --partial "✅ finished: wrote $OUT/DONE; this run will not be requeued: the trainer stopped by its own rule before max_steps (step 4 of max_steps 10: should_training_stop, set by a callback such as EarlyStoppingCallback); exit 0; recorded in $OUT/.train-resume/ended"
+}
+
+@test "a stop signal that lands when training has ended (a finished end record; the launcher exits 1) is finished, not preempted" {
+  fake_scontrol
+  make_state "$WORK/saved" 6 '.max_steps = 6'
+  # The trainer reached max_steps and recorded it; then the forwarded USR1 makes its
+  # launcher exit 1 (as torchrun on TERM).
+  SLURM_JOB_ID=42 WORK=$WORK in_bash '
+    wandb_resume::supervise -o "$OUT" -- bash -c "
+      trap \"exit 1\" USR1
+      mv \"\$WORK/saved\" \"\$OUT/checkpoint-6\"
+      mkdir -p \"\$OUT/.train-resume\"
+      printf \"reason=max_steps\nstep=6\nmax_steps=6\njob=slurm-42-r0\ntime=1\n\" >\"\$OUT/.train-resume/ended\"
+      touch \"\$OUT/ended now\"
+      while :; do sleep 0.1; done" &
+    while [[ ! -e $OUT/"ended now" ]]; do sleep 0.1; done
+    kill -USR1 $!
+    wait $!
+    echo "returned $?"'
+  assert_output 'returned 0'
+  assert [ -f "$OUT/DONE" ]
+  assert [ ! -e "$OUT/scontrol.log" ]
+  assert_stderr --partial "this run will not be requeued: the trainer reached max_steps (step 6 of max_steps 6); exit 1 after SIGUSR1; recorded in $OUT/.train-resume/ended"
+}
+
+@test "a crash after training had ended (a finished end record, exit 1, no stop signal) is a crash: requeued, not DONE" {
+  fake_scontrol
+  make_state "$WORK/saved" 6 '.max_steps = 6'
+  SLURM_JOB_ID=42 WORK=$WORK in_bash '
+    wandb_resume::supervise -o "$OUT" -- bash -c "
+      mv \"\$WORK/saved\" \"\$OUT/checkpoint-6\"
+      mkdir -p \"\$OUT/.train-resume\"
+      printf \"reason=max_steps\nstep=6\nmax_steps=6\njob=slurm-42-r0\ntime=1\n\" >\"\$OUT/.train-resume/ended\"
+      exit 1"'
+  assert_failure 1
+  assert [ ! -e "$OUT/DONE" ]
+  assert_equal "$(cat "$OUT/scontrol.log")" 'requeue 42'
+  assert_stderr --partial "🔁 crashed (exit 1) after training had ended (the trainer reached max_steps (step 6 of max_steps 6)), newest checkpoint now checkpoint-6; requeued job 42"
 }

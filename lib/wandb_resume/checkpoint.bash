@@ -124,12 +124,24 @@ wandb_resume::_choose_checkpoint() {
     wandb_resume::_log info new "$detail"
   else
     wandb_resume::_log info resume "$ckpt" "$detail"
-    # A run that already reached max_steps (a requeue after the end, the same command
-    # started again): said, not refused, since the command may ask for more steps.
-    if [[ $st_step == +([0-9]) && $st_max == +([0-9]) && ${#st_step} -le 18 && ${#st_max} -le 18 ]] &&
-      ((10#$st_max > 0 && 10#$st_step >= 10#$st_max)); then
-      wandb_resume::_warn "${ckpt##*/} is at global_step $st_step of its max_steps $st_max: that run already finished; resuming it trains on only if the command asks for more steps"
-    fi
+    wandb_resume::_warn_finished
+  fi
+}
+
+# A run that already ended (a requeue after the end, the same command started
+# again): said, not refused, since the command may ask for more steps. Ended: the
+# chosen checkpoint is at its max_steps, or it is the step where the trainer's end
+# record (OUTPUT_DIR/.train-resume/ended, wandb_resume::_read_ended) says the run
+# stopped by its own rule before max_steps (should_training_stop: EarlyStopping).
+# Reads: ckpt, output_dir, st_step, st_max. Appends to warnings.
+wandb_resume::_warn_finished() {
+  local ended_reason='' ended_signal ended_step='' ended_max ended_job ended_time ended_text ended_why
+  [[ ${ckpt%/*} == "$output_dir" ]] && wandb_resume::_read_ended "$output_dir"
+  if [[ $ended_reason == should_training_stop && $ended_step == "$st_step" ]]; then
+    wandb_resume::_warn "${ckpt##*/} is where that run ended: $ended_why, recorded in $output_dir/.train-resume/ended. It already finished: resuming it trains past its own stopping rule until that rule stops it again (EarlyStoppingCallback: at its next evaluation)"
+  elif [[ $st_step == +([0-9]) && $st_max == +([0-9]) && ${#st_step} -le 18 && ${#st_max} -le 18 ]] &&
+    ((10#$st_max > 0 && 10#$st_step >= 10#$st_max)); then
+    wandb_resume::_warn "${ckpt##*/} is at global_step $st_step of its max_steps $st_max: that run already finished; resuming it trains on only if the command asks for more steps"
   fi
 }
 

@@ -7,13 +7,19 @@
 # Part of lib/wandb_resume.sh.
 #
 # How the trainer ended is what it reports:
-#   OUTPUT_DIR/.train-resume/ended, written during this run (the callback, when the
-#              ranks saved and stopped on a stop signal: reason=signal): preempted,
-#              requeued, never DONE, whatever status a launcher (torchrun: 1) made of
-#              its ranks' 128+N.
-#   exit 0     it returned from training; finished only when the newest checkpoint's
-#              trainer_state.json has global_step >= max_steps (or there is no
-#              checkpoint at all and no stop signal was forwarded): DONE is written.
+#   OUTPUT_DIR/.train-resume/ended, written during this run (the callback's end
+#              record, at every train end; _read_ended):
+#              reason=signal (the ranks saved and stopped on a stop signal):
+#              preempted, requeued, never DONE, whatever status a launcher
+#              (torchrun: 1) made of its ranks' 128+N;
+#              reason=max_steps|epochs|should_training_stop (it ended by its own
+#              rule: EarlyStopping short of max_steps too) and exit 0, or a stop
+#              signal that landed at that end whatever the status: finished, DONE;
+#              with another status: crashed after training (in the script's own
+#              steps after train()): requeued.
+#   exit 0     without such a record (no callback): finished only when the newest
+#              checkpoint's trainer_state.json has global_step >= max_steps (or there
+#              is no checkpoint at all and no stop signal was forwarded): DONE.
 #   128+N      it stopped on signal N (the callback saves, then exits so: USR1 → 138,
 #              TERM → 143): preempted, requeued, never DONE.
 #   other      crashed: requeued, never DONE.
@@ -32,17 +38,24 @@ wandb_resume::_on_stop() {
 }
 
 # Whether the run in OUT is finished, from its newest complete checkpoint PATH
-# (empty: none) and what _latest read of its trainer_state.json (st_step, st_max).
-# Arguments: PATH. Sets `why` when it is not. Returns: 0 finished, 1 not finished,
-# 2 no checkpoint to tell.
+# (empty: none) and what _latest read of its trainer_state.json (st_step, st_max):
+# for a trainer that exited 0 without an end record of this run (no callback).
+# Arguments: PATH. Sets `why`. Returns: 0 finished, 1 not finished, 2 no checkpoint
+# to tell.
 wandb_resume::_finished() {
   local path=$1 step=$st_step max=$st_max
-  [[ -n $path ]] || return 2
+  if [[ -z $path ]]; then
+    why='exit 0, and no checkpoint to tell by'
+    return 2
+  fi
   if [[ $step != +([0-9]) || $max != +([0-9]) || ${#step} -gt 18 || ${#max} -gt 18 ]]; then
     why="exited 0, but ${path##*/}/trainer_state.json has no whole global_step and max_steps: cannot tell that it finished"
     return 1
   fi
-  ((10#$step >= 10#$max)) && return 0
+  if ((10#$step >= 10#$max)); then
+    why="exit 0, and ${path##*/} is at step $step of max_steps $max"
+    return 0
+  fi
   why="exited 0 before the end: ${path##*/} is at step $step of max_steps $max"
   return 1
 }
@@ -159,13 +172,20 @@ wandb_resume::_drain() {
 
 # The end record the trainer's callback leaves in OUTPUT_DIR/.train-resume/ended
 # (train_resume/callback.py record_end): why training ended. One NAME=VALUE line per
-# field, read as data (never evaluated; at most 20 lines): reason (signal), signal
-# (its name), step, job (the job key), time (seconds since the epoch); a value not of
-# its form is left out. Arguments: OUTPUT_DIR. Sets: ended_reason, ended_signal,
-# ended_step, ended_job, ended_time, ended_text (all of it; '' when there is none).
+# field, read as data (never evaluated; at most 20 lines of at most 300 bytes):
+# reason (signal: stopped on a stop signal, preempted; max_steps, epochs,
+# should_training_stop: ended by its own rule, finished), signal (a stop signal's
+# name; beside a finished reason, one that landed at the run's end), step, max_steps,
+# job (the job key), time (seconds since the epoch); other names, and a value not of
+# its form, are left out. The one reader of the record (supervise and the decision).
+# Arguments: OUTPUT_DIR. Sets: ended_reason, ended_signal, ended_step, ended_max,
+# ended_job, ended_time, ended_text (all of it), ended_why (what a finished run's
+# record says, for a log line; '' unless the reason is one of a finished run); ''
+# when there is none.
 wandb_resume::_read_ended() {
-  local line k v n=0
-  ended_reason='' ended_signal='' ended_step='' ended_job='' ended_time='' ended_text=''
+  local line k v n=0 at
+  ended_reason='' ended_signal='' ended_step='' ended_max='' ended_job='' ended_time=''
+  ended_text='' ended_why=''
   [[ -n $1 && -f $1/.train-resume/ended ]] || return 0
   while ((n++ < 20)) && IFS= read -r -n 300 line; do
     ended_text+=$line$'\n'
@@ -175,17 +195,29 @@ wandb_resume::_read_ended() {
       reason) [[ $v == +([a-z_]) ]] && ended_reason=$v ;;
       signal) [[ $v == +([A-Z0-9]) ]] && ended_signal=$v ;;
       step) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_step=$v ;;
+      max_steps) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_max=$v ;;
       job) [[ $v == +([A-Za-z0-9._@-]) ]] && ended_job=$v ;;
       time) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_time=$v ;;
     esac
   done 2>/dev/null <"$1/.train-resume/ended"
+  at="step ${ended_step:-?}${ended_max:+ of max_steps $ended_max}"
+  case $ended_reason in
+    max_steps) ended_why="the trainer reached max_steps ($at)" ;;
+    epochs) ended_why="the trainer ran its epochs ($at)" ;;
+    should_training_stop)
+      ended_why="the trainer stopped by its own rule before max_steps ($at: should_training_stop, set by a callback such as EarlyStoppingCallback)"
+      ;;
+    *) return 0 ;;
+  esac
+  [[ -z $ended_signal ]] || ended_why+="; SIG$ended_signal landed at that end"
+  return 0
 }
 
 wandb_resume::_supervise() {
   local out='' max_restarts=5 sig=USR1 value take error='' quiet=0 child rc=0 number
-  local before='' after='' l_path l_count l_numbered c_reason st_status st_reason st_step st_max job restarts
-  local stop='' why name finished=0 stops ended_before
-  local ended_reason ended_signal ended_step ended_job ended_time ended_text
+  local before='' after='' l_path='' l_count l_numbered c_reason st_status st_reason st_step st_max job restarts
+  local stop='' why='' name finished=0 stops ended_before fresh=0 code
+  local ended_reason ended_signal ended_step ended_max ended_job ended_time ended_text ended_why
   local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() launch=() seen=()
   while (($#)); do
     case $1 in
@@ -265,28 +297,31 @@ wandb_resume::_supervise() {
   wandb_resume::_drain "$child"
   [[ -n $out ]] && wandb_resume::_latest "$out" 2>/dev/null && after=$l_path
   wandb_resume::_read_ended "$out"
+  # Written during this run (an earlier run's record is not this run's).
+  [[ -n $ended_text && $ended_text != "$ended_before" ]] && fresh=1
   name=''
-  ((rc > 128 && rc <= 128 + 64)) && name=$(kill -l "$((rc - 128))" 2>/dev/null)
-  if [[ $ended_text != "$ended_before" && $ended_reason == signal && ${name#SIG} != "$ended_signal" ]]; then
+  ((rc > 128 && rc <= 128 + 64)) && name=$(kill -l "$((rc - 128))" 2>/dev/null) && name=${name#SIG}
+  # shellcheck disable=SC2053 # the right-hand sides are patterns, on purpose
+  if ((fresh)) && [[ $ended_reason == signal && $name != "$ended_signal" ]]; then
     # The ranks saved and stopped on a stop signal (the callback's record), and their
     # launcher (torchrun: 1) made another status of it: preempted all the same.
     why="preempted: the trainer saved${ended_step:+ checkpoint-$ended_step} and stopped on SIG${ended_signal:-?}"
     [[ -n $stop ]] && why="stopped by SIG$stop: the trainer saved${ended_step:+ checkpoint-$ended_step} and stopped"
     why+=" (exit $rc from its launcher; recorded in $out/.train-resume/ended)"
+  elif ((fresh)) && [[ -n $ended_why ]] && { ((rc == 0)) || [[ -n $stop || $name == $_WANDB_RESUME_STOP_SIGNALS ]]; }; then
+    # It ended by its own rule (max_steps, its epochs, EarlyStopping): finished, also
+    # when a stop signal landed at that end and made a launcher exit otherwise.
+    finished=1
+    why="$ended_why; exit $rc${stop:+ after SIG$stop}; recorded in $out/.train-resume/ended"
   elif ((rc == 0)); then
-    why="stopped by SIG$stop (exit 0)"
-    if [[ -z $out ]]; then
-      [[ -z $stop ]] && finished=1
-    else
-      wandb_resume::_finished "$after"
-      case $? in
-        0) finished=1 ;;
-        2) [[ -z $stop ]] && finished=1 ;;
-      esac
-    fi
-  elif ((rc > 128 && rc <= 128 + 64)) && name=$(kill -l "$((rc - 128))" 2>/dev/null); then
-    name=${name#SIG}
-    # shellcheck disable=SC2053 # a pattern, on purpose
+    # Without a checkpoint to tell by, a forwarded stop signal says it did not finish.
+    code=2
+    [[ -z $out ]] || wandb_resume::_finished "$after" || code=$?
+    case $code in
+      0) finished=1 ;;
+      2) [[ -z $stop ]] && finished=1 || why="stopped by SIG$stop (exit 0)" ;;
+    esac
+  elif [[ -n $name ]]; then
     if [[ $name == $_WANDB_RESUME_STOP_SIGNALS ]]; then
       why="preempted: the trainer saved and stopped on SIG$name (exit $rc)"
       [[ -n $stop ]] && why="stopped by SIG$stop (exit $rc)"
@@ -296,6 +331,8 @@ wandb_resume::_supervise() {
   else
     why="crashed (exit $rc)"
   fi
+  # A crash after training had ended (in the script's own steps after train()).
+  ((fresh && !finished)) && [[ -n $ended_why ]] && why+=" after training had ended ($ended_why)"
   if ((finished)); then
     if [[ -z $out ]]; then
       wandb_resume::_log info note '✅ finished (no --output-dir: no DONE marker written)'
@@ -309,7 +346,7 @@ wandb_resume::_supervise() {
       wandb_resume::_log error error "finished, but cannot write $out/DONE: $reason; a later start would train again from ${after:-the start}"
       return 1
     fi
-    wandb_resume::_log info note "✅ finished: wrote $out/DONE; this run will not be requeued"
+    wandb_resume::_log info note "✅ finished: wrote $out/DONE; this run will not be requeued: $why"
     return 0
   fi
   if [[ -n $out ]]; then

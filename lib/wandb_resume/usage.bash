@@ -84,7 +84,10 @@ of jq or grep themselves is an error, never a skipped checkpoint. A checkpoint
 the trainer failed to load (recorded by the Python hook in
 OUTPUT_DIR/.train-resume/failed/NAME) is skipped with the recorded error, unless
 its trainer_state.json is newer than the record; --forget-failed clears the
-records. A checkpoint already at its run's max_steps is resumed with a warning.
+records. A checkpoint already at its run's max_steps is resumed with a warning;
+so is the one where the trainer's end record (OUTPUT_DIR/.train-resume/ended,
+written by our callback at train end) says the run stopped by its own rule
+before max_steps (should_training_stop: EarlyStoppingCallback).
 The checkpoint it would take being unreadable to us is an error (owner, mode,
 user), not a skip; one deleted while it is checked is passed over and the output
 dir listed again. --checkpoint none beside complete checkpoints warns, naming

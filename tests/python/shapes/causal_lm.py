@@ -35,8 +35,8 @@ def tiny_data(tokenizer):
     return Dataset.from_dict({"input_ids": enc["input_ids"], "labels": enc["input_ids"]})
 
 
-def tiny_args(output_dir, max_steps, save_steps):
-    """The TrainingArguments of these shapes: CPU, W&B, a log row per step."""
+def tiny_args(output_dir, max_steps, save_steps, **extra):
+    """The TrainingArguments of these shapes: CPU, W&B, a log row per step (and EXTRA)."""
     return TrainingArguments(
         output_dir=output_dir,
         max_steps=max_steps,
@@ -48,6 +48,7 @@ def tiny_args(output_dir, max_steps, save_steps):
         use_cpu=True,
         seed=0,
         dataloader_num_workers=0,
+        **extra,
     )
 
 
