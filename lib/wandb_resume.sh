@@ -257,18 +257,20 @@ wandb_resume::lock() {
 # then requeue the job unless the run is finished or SLURM_RESTART_COUNT reached the
 # cap. How it ended: the exit status, the callback's end record written during this
 # run (OUTPUT_DIR/.train-resume/ended, whatever status a launcher made of it), and the
-# newest complete checkpoint. Finished: an end record of
+# newest complete checkpoint (the decision's own reader). Finished: an end record of
 # its own rule (max_steps, epochs, should_training_stop: EarlyStopping) with exit 0,
 # or with a stop signal that landed at that end; without a record, exit 0 and the
 # newest checkpoint at max_steps. Then DONE is written in the output dir and the run
 # is never run or requeued again. Exit 128+N (stopped on signal N), or an end record
-# of a signal stop, is preempted: requeued, never DONE.
+# of a signal stop, is preempted: requeued, never DONE. A failure of our tools
+# reading the checkpoints is an error: neither DONE nor a requeue.
 # COMMAND gets TRAIN_RESUME_STOP_SIGNALS=SIG,TERM.
 # Arguments: [--output-dir DIR] [--max-restarts N] [--signal SIG] [--] COMMAND...
 # Outputs: logs on stderr.
 # Returns: COMMAND's exit status (128+N: it stopped on signal N, preempted); 0
 #   when DONE was already there or is written; 1 a SLURM_* number is not a number
-#   (nothing run) or DONE cannot be written; 2 usage error.
+#   (nothing run), the checkpoints cannot be read (a tool of ours failed) or DONE
+#   cannot be written; 2 usage error.
 # Globals: reads SLURM_JOB_ID, SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID,
 #   SLURM_RESTART_COUNT (digits only, never evaluated). Its traps for SIG and TERM
 #   last until the requeue is done; the caller's are put back.

@@ -436,3 +436,98 @@ PY
   assert_equal "$(cat "$OUT/scontrol.log")" 'requeue 42'
   assert_stderr --partial "🔁 crashed (exit 1) after training had ended (the trainer reached max_steps (step 6 of max_steps 6)), newest checkpoint now checkpoint-6; requeued job 42"
 }
+
+@test "jq absent when supervise examines the result after the trainer: an error naming jq, neither DONE nor a requeue" {
+  fake_scontrol
+  make_state "$WORK/saved" 2
+  # The trainer saves checkpoint-2 (of max_steps 6) and exits 0; before it, the
+  # output dir held no checkpoint (nothing for jq to read).
+  local path
+  path="$WORK/bin:$(no_jq_path)"
+  PATH=$path SLURM_JOB_ID=42 WORK=$WORK in_bash \
+    'wandb_resume::supervise -o "$OUT" -- bash -c "mv \"\$WORK/saved\" \"\$OUT/checkpoint-2\""'
+  assert_failure 1
+  assert [ ! -e "$OUT/DONE" ]
+  assert [ ! -e "$OUT/scontrol.log" ]
+  assert_stderr --partial "❌ error: supervise: cannot tell how the trainer ended (it exited 0): jq not found on PATH"
+  assert_stderr --partial 'neither DONE written nor requeued'
+}
+
+@test "jq crashing when supervise examines the result after the trainer: an error naming the crash, not DONE" {
+  fake_scontrol
+  make_state "$WORK/saved" 2
+  fake_tool_on jq whole 'kill -SEGV $$'
+  local path="$WORK/fakebin:$WORK/bin:$PATH"
+  PATH=$path SLURM_JOB_ID=42 WORK=$WORK in_bash \
+    'wandb_resume::supervise -o "$OUT" -- bash -c "mv \"\$WORK/saved\" \"\$OUT/checkpoint-2\""'
+  assert_failure 1
+  assert [ ! -e "$OUT/DONE" ]
+  assert [ ! -e "$OUT/scontrol.log" ]
+  assert_stderr --partial "❌ error: supervise: cannot tell how the trainer ended (it exited 0): reading $OUT/checkpoint-2/trainer_state.json: jq was killed by signal 11"
+}
+
+# A jq on PATH (a link to the real one, in $WORK/jqbin, before a PATH without jq)
+# that the trainer can take away or break while it runs.
+jq_the_trainer_breaks() {
+  mkdir -p "$WORK/jqbin"
+  ln -s "$(command -v jq)" "$WORK/jqbin/jq"
+  printf '%s\n' "$WORK/jqbin:$WORK/bin:$(no_jq_path)"
+}
+
+@test "jq present at the start but gone when supervise examines the result: an error, not DONE (a trainer that exited 0 at step 2 of 6)" {
+  fake_scontrol
+  make_state "$OUT/checkpoint-2" 2
+  PATH=$(jq_the_trainer_breaks) SLURM_JOB_ID=42 WORK=$WORK in_bash \
+    'wandb_resume::supervise -o "$OUT" -- rm "$WORK/jqbin/jq"'
+  assert_failure 1
+  assert [ ! -e "$WORK/jqbin/jq" ]
+  assert [ ! -e "$OUT/DONE" ]
+  assert [ ! -e "$OUT/scontrol.log" ]
+  assert_stderr --partial "❌ error: supervise: cannot tell how the trainer ended (it exited 0): jq not found on PATH"
+}
+
+@test "jq present at the start but crashing when supervise examines the result: an error, not DONE" {
+  fake_scontrol
+  make_state "$OUT/checkpoint-2" 2
+  PATH=$(jq_the_trainer_breaks) SLURM_JOB_ID=42 WORK=$WORK in_bash '
+    wandb_resume::supervise -o "$OUT" -- bash -c "
+      rm \"\$WORK/jqbin/jq\"
+      printf \"#!/bin/bash\nkill -SEGV \\\$\\\$\n\" >\"\$WORK/jqbin/jq\"
+      chmod +x \"\$WORK/jqbin/jq\""'
+  assert_failure 1
+  assert [ ! -e "$OUT/DONE" ]
+  assert [ ! -e "$OUT/scontrol.log" ]
+  assert_stderr --partial "❌ error: supervise: cannot tell how the trainer ended (it exited 0): reading $OUT/checkpoint-2/trainer_state.json: jq was killed by signal 11"
+}
+
+@test "jq absent before the trainer, with checkpoints to read: an error naming jq, nothing run" {
+  make_state "$OUT/checkpoint-2" 2
+  PATH=$(no_jq_path) in_bash 'wandb_resume::supervise -o "$OUT" -- touch "$OUT/ran"'
+  assert_failure 1
+  assert [ ! -e "$OUT/ran" ]
+  assert_stderr --partial "❌ error: supervise: cannot read the checkpoints in $OUT: jq not found on PATH"
+  assert_stderr --partial '; nothing run'
+}
+
+@test "the newest checkpoint unreadable when supervise examines the result: an error naming owner, mode and user, not DONE" {
+  open_workdir
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  mkdir -m 777 "$WORK/flags"
+  # As root, beside the unprivileged job: once its trainer asks, checkpoint-4 becomes
+  # root's alone (mode 700), as a save by another user would leave it.
+  (
+    for _ in {1..600}; do
+      [[ -e $WORK/flags/ask ]] && chmod 700 "$OUT/checkpoint-4" && touch "$WORK/flags/done" && break
+      sleep 0.05
+    done
+  ) &
+  run --separate-stderr as_nobody bash -c 'source "$1"; wandb_resume::supervise -o "$2" -- bash -c "
+      touch \"\$0/ask\"
+      for _ in {1..600}; do [[ -e \$0/done ]] && break; sleep 0.05; done" "$3"' _ "$LIB" "$OUT" "$WORK/flags"
+  wait
+  cleanup_workdir
+  assert_failure 1
+  assert_stderr --partial "❌ error: supervise: cannot tell how the trainer ended (it exited 0): cannot read $OUT/checkpoint-4, the checkpoint the decision would take: permission denied (owner root:root drwx------; running as nobody)"
+  refute_stderr --partial 'wrote'
+}

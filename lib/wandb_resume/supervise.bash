@@ -23,6 +23,8 @@
 #   128+N      it stopped on signal N (the callback saves, then exits so: USR1 → 138,
 #              TERM → 143): preempted, requeued, never DONE.
 #   other      crashed: requeued, never DONE.
+# The checkpoints are read with the decision's own reader (_latest): when one of our
+# tools fails there, it is an error (status 1): neither DONE nor a requeue.
 # Every requeue counts against --max-restarts (SLURM_RESTART_COUNT).
 
 # The signals that ask the trainer to save and stop (also the --signal choices).
@@ -213,9 +215,19 @@ wandb_resume::_read_ended() {
   return 0
 }
 
+# The newest complete checkpoint of OUTPUT_DIR, read by the decision's own reader
+# (wandb_resume::_latest: bounded, every failure of our tools an error), quietly: the
+# next decision logs what it skips. Arguments: OUTPUT_DIR. Sets: l_path, st_step,
+# st_max; error. Returns: 0 (l_path '' when there is none), 1 it cannot be told
+# (error says why: jq missing or crashing, the checkpoint it would take unreadable).
+wandb_resume::_supervise_latest() {
+  local quiet=1 l_count l_numbered
+  wandb_resume::_latest "$1"
+}
+
 wandb_resume::_supervise() {
   local out='' max_restarts=5 sig=USR1 value take error='' quiet=0 child rc=0 number
-  local before='' after='' l_path='' l_count l_numbered c_reason st_status st_reason st_step st_max job restarts
+  local before='' after='' l_path='' c_reason st_status st_reason st_step st_max job restarts
   local stop='' why='' name finished=0 stops ended_before fresh=0 code
   local ended_reason ended_signal ended_step ended_max ended_job ended_time ended_text ended_why
   local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() launch=() seen=()
@@ -258,7 +270,11 @@ wandb_resume::_supervise() {
     wandb_resume::_log error error "supervise: $error; nothing run"
     return 1
   fi
-  [[ -n $out ]] && wandb_resume::_latest "$out" 2>/dev/null && before=$l_path
+  if [[ -n $out ]] && ! wandb_resume::_supervise_latest "$out"; then
+    wandb_resume::_log error error "supervise: cannot read the checkpoints in $out: $error; nothing run"
+    return 1
+  fi
+  before=$l_path
   wandb_resume::_read_ended "$out"
   ended_before=$ended_text
   # What the trainer's callback takes as a stop signal: what this forwards, and TERM.
@@ -295,7 +311,14 @@ wandb_resume::_supervise() {
   [[ $_WANDB_RESUME_STOP == forwarded-* ]] && stop=${_WANDB_RESUME_STOP#forwarded-}
   _WANDB_RESUME_STOP=''
   wandb_resume::_drain "$child"
-  [[ -n $out ]] && wandb_resume::_latest "$out" 2>/dev/null && after=$l_path
+  # How it ended: the checkpoints, read as the decision reads them (a failure of our
+  # tools is an error, never "no checkpoint"), and the trainer's end record.
+  l_path=''
+  if [[ -n $out ]] && ! wandb_resume::_supervise_latest "$out"; then
+    wandb_resume::_log error error "supervise: cannot tell how the trainer ended (it exited $rc): $error; neither DONE written nor requeued (fix that, then start the job again)"
+    return 1
+  fi
+  after=$l_path
   wandb_resume::_read_ended "$out"
   # Written during this run (an earlier run's record is not this run's).
   [[ -n $ended_text && $ended_text != "$ended_before" ]] && fresh=1
