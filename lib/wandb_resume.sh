@@ -153,9 +153,10 @@ source "$_WANDB_RESUME_LIB/sync.bash" || wandb_resume::_loaded 1 || return 1
 #   SLURM_* and TRAIN_RESUME_JOB (the job, see wandb_resume::lock);
 #   exports WANDB_RUN_ID, WANDB_RESUME, TRAIN_RESUME_CHECKPOINT,
 #   TRAIN_RESUME_RUN_ID_SOURCE, TRAIN_RESUME_OUTPUT_DIR, TRAIN_RESUME_JOB,
-#   TRAIN_RESUME_JOB_DIR. Unless --explain or --no-lock, it takes the output dir's
-#   lock for this shell first (as wandb_resume::lock), and shares its decision with
-#   the job's other tasks.
+#   TRAIN_RESUME_JOB_DIR; remembers what the decision's variables were before (the
+#   first time, until wandb_resume::supervise puts them back). Unless --explain or
+#   --no-lock, it takes the output dir's lock for this shell first (as
+#   wandb_resume::lock), and shares its decision with the job's other tasks.
 #######################################
 wandb_resume::configure() {
   wandb_resume::_guest wandb_resume::_configure library "$@"
@@ -263,7 +264,10 @@ wandb_resume::lock() {
 # newest checkpoint at max_steps. Then DONE is written in the output dir and the run
 # is never run or requeued again. Exit 128+N (stopped on signal N), or an end record
 # of a signal stop, is preempted: requeued, never DONE. A failure of our tools
-# reading the checkpoints is an error: neither DONE nor a requeue.
+# reading the checkpoints is an error: neither DONE nor a requeue. When it returns,
+# the decision's variables (WANDB_RUN_ID, WANDB_RESUME, WANDB_RESUME_FROM,
+# TRAIN_RESUME_CHECKPOINT, TRAIN_RESUME_RUN_ID_SOURCE, TRAIN_RESUME_OUTPUT_DIR,
+# PYTHONPATH) are as they were before wandb_resume::configure.
 # COMMAND gets TRAIN_RESUME_STOP_SIGNALS=SIG,TERM.
 # Arguments: [--output-dir DIR] [--max-restarts N] [--signal SIG] [--] COMMAND...
 # Outputs: logs on stderr.
@@ -273,7 +277,8 @@ wandb_resume::lock() {
 #   cannot be written; 2 usage error.
 # Globals: reads SLURM_JOB_ID, SLURM_ARRAY_JOB_ID, SLURM_ARRAY_TASK_ID,
 #   SLURM_RESTART_COUNT (digits only, never evaluated). Its traps for SIG and TERM
-#   last until the requeue is done; the caller's are put back.
+#   last until the requeue is done; the caller's are put back. Sets the decision's
+#   variables back (above).
 #######################################
 wandb_resume::supervise() {
   local _wr_traps _wr_rc=0 _wr_aliases=''

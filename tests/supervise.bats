@@ -531,3 +531,121 @@ jq_the_trainer_breaks() {
   assert_stderr --partial "❌ error: supervise: cannot tell how the trainer ended (it exited 0): cannot read $OUT/checkpoint-4, the checkpoint the decision would take: permission denied (owner root:root drwx------; running as nobody)"
   refute_stderr --partial 'wrote'
 }
+
+# A complete checkpoint-2 (of max_steps 6) whose trainer_state.json carries W&B run
+# id "fromckpt", as the callback stores it: the decision exports WANDB_RUN_ID.
+checkpoint_with_run_id() {
+  make_state "$OUT/checkpoint-2" 2 \
+    '.stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "fromckpt"}, attributes: {}}'
+}
+
+# The state of each variable named: its declare -p line, or NAME unset.
+SHOW='show() { local v; for v; do if [[ -n ${!v+set} ]]; then declare -p "$v"; else echo "$v unset"; fi; done; }'
+
+@test "after supervise returns, WANDB_RUN_ID and WANDB_RESUME are what they were before configure: set, unset, empty" {
+  checkpoint_with_run_id
+  local script="$SHOW"'
+    wandb_resume::configure -q -o "$OUT" || exit 9
+    show WANDB_RUN_ID WANDB_RESUME
+    wandb_resume::supervise -q -o "$OUT" -- printenv WANDB_RUN_ID WANDB_RESUME
+    echo "returned $?"
+    show WANDB_RUN_ID WANDB_RESUME'
+  # Set (one exported, one a shell variable only).
+  in_bash 'export WANDB_RUN_ID=mine; WANDB_RESUME=never; '"$script"
+  assert_success
+  assert_output 'declare -x WANDB_RUN_ID="fromckpt"
+declare -x WANDB_RESUME="must"
+fromckpt
+must
+returned 0
+declare -x WANDB_RUN_ID="mine"
+declare -- WANDB_RESUME="never"'
+  # Unset.
+  in_bash 'unset WANDB_RUN_ID WANDB_RESUME; '"$script"
+  assert_success
+  assert_output 'declare -x WANDB_RUN_ID="fromckpt"
+declare -x WANDB_RESUME="must"
+fromckpt
+must
+returned 0
+WANDB_RUN_ID unset
+WANDB_RESUME unset'
+  # Empty (W&B refuses an empty WANDB_RUN_ID: the decision replaced it).
+  in_bash 'export WANDB_RUN_ID= WANDB_RESUME=; '"$script"
+  assert_success
+  assert_output 'declare -x WANDB_RUN_ID="fromckpt"
+declare -x WANDB_RESUME="must"
+fromckpt
+must
+returned 0
+declare -x WANDB_RUN_ID=""
+declare -x WANDB_RESUME=""'
+}
+
+@test "after supervise, the decision's other variables are put back too, the job's stay, and one the script changed is its own" {
+  checkpoint_with_run_id
+  in_bash "$SHOW"'
+    export PYTHONPATH=/mine WANDB_RESUME_FROM=old
+    wandb_resume::configure -q -o "$OUT" || exit 9
+    [[ $PYTHONPATH == */train_resume/bootstrap:*:/mine && -n $TRAIN_RESUME_CHECKPOINT ]] || exit 8
+    export WANDB_RESUME=allow # the script'"'"'s own, after configure
+    wandb_resume::supervise -o "$OUT" -- true
+    show WANDB_RUN_ID WANDB_RESUME WANDB_RESUME_FROM PYTHONPATH TRAIN_RESUME_CHECKPOINT \
+      TRAIN_RESUME_RUN_ID_SOURCE TRAIN_RESUME_OUTPUT_DIR
+    [[ -n $TRAIN_RESUME_JOB && -n $TRAIN_RESUME_JOB_DIR ]] && echo "the job stays"'
+  assert_success
+  assert_output 'WANDB_RUN_ID unset
+declare -x WANDB_RESUME="allow"
+declare -x WANDB_RESUME_FROM="old"
+declare -x PYTHONPATH="/mine"
+TRAIN_RESUME_CHECKPOINT unset
+TRAIN_RESUME_RUN_ID_SOURCE unset
+TRAIN_RESUME_OUTPUT_DIR unset
+the job stays'
+  assert_stderr --partial '🔧 put back as they were before wandb_resume::configure: WANDB_RUN_ID,WANDB_RESUME_FROM,TRAIN_RESUME_CHECKPOINT,TRAIN_RESUME_RUN_ID_SOURCE,TRAIN_RESUME_OUTPUT_DIR,PYTHONPATH (a later wandb.init() in this script starts a run of its own)'
+  assert_stderr --partial '🔧 changed by this script after wandb_resume::configure, left as it set them: WANDB_RESUME'
+}
+
+@test "the W&B variables are put back however supervise returns: DONE already there (nothing run), a crash" {
+  checkpoint_with_run_id
+  local script="$SHOW"'
+    wandb_resume::configure -q -o "$OUT" || exit 9
+    wandb_resume::supervise -q -o "$OUT" -- false
+    echo "returned $?"
+    show WANDB_RUN_ID WANDB_RESUME'
+  in_bash "$script"
+  assert_output 'returned 1
+WANDB_RUN_ID unset
+WANDB_RESUME unset'
+  : >"$OUT/DONE"
+  in_bash "$script"
+  assert_output 'returned 0
+WANDB_RUN_ID unset
+WANDB_RESUME unset'
+}
+
+@test "configured again after supervise, the variables are remembered again from then on" {
+  checkpoint_with_run_id
+  in_bash "$SHOW"'
+    wandb_resume::configure -q -o "$OUT" || exit 9
+    wandb_resume::supervise -q -o "$OUT" -- true
+    export WANDB_RUN_ID=between
+    wandb_resume::configure -q -o "$OUT" || exit 9
+    wandb_resume::supervise -q -o "$OUT" -- true
+    show WANDB_RUN_ID WANDB_RESUME'
+  assert_success
+  assert_output 'declare -x WANDB_RUN_ID="between"
+WANDB_RESUME unset'
+}
+
+@test "after supervise, a wandb.init() later in the job script starts a W&B run of its own (real wandb, offline)" {
+  [[ -x $ROOT/.venv/bin/python ]] || skip 'no .venv with wandb'
+  checkpoint_with_run_id
+  PY=$ROOT/.venv/bin/python in_bash '
+    export WANDB_MODE=offline WANDB_DIR=$OUT WANDB_SILENT=true
+    wandb_resume::configure -q -o "$OUT" || exit 9
+    wandb_resume::supervise -q -o "$OUT" -- printenv WANDB_RUN_ID
+    "$PY" -c "import wandb; run = wandb.init(project=\"eval\"); print(\"evaluation run\", run.id == \"fromckpt\"); run.finish()"'
+  assert_success
+  assert_output $'fromckpt\nevaluation run False'
+}

@@ -4,6 +4,83 @@
 # export.bash: what a decision exports (and unsets).
 # Part of lib/wandb_resume.sh.
 
+# The variables a decision sets for its command (exported or unset), which
+# wandb_resume::supervise puts back as they were before wandb_resume::configure once
+# the trainer has ended, so that later steps of a job script (an evaluation's
+# wandb.init()) start their own W&B runs. Not the job's TRAIN_RESUME_JOB and
+# TRAIN_RESUME_JOB_DIR: the shell stays a process of the job (and holds its lock)
+# until it ends, and a later train-resume in it is a task of the same job.
+_WANDB_RESUME_DECISION_VARS='WANDB_RUN_ID WANDB_RESUME WANDB_RESUME_FROM TRAIN_RESUME_CHECKPOINT TRAIN_RESUME_RUN_ID_SOURCE TRAIN_RESUME_OUTPUT_DIR PYTHONPATH'
+# What they were before the first configure that exported in this shell, and what the
+# last one left (NAME -> x<value>: exported; s<value>: set, not exported; no entry:
+# unset); _WANDB_RESUME_REMEMBERED is 1 while they are remembered.
+declare -gA _WANDB_RESUME_BEFORE=() _WANDB_RESUME_AFTER=()
+_WANDB_RESUME_REMEMBERED=''
+
+# How variable NAME is now, in the encoding of _WANDB_RESUME_BEFORE.
+# Arguments: NAME. Sets: state (u: unset, x<value>, s<value>).
+wandb_resume::_var_state() {
+  if [[ -z ${!1+set} ]]; then
+    state=u
+  elif [[ ${!1@a} == *x* ]]; then
+    state=x${!1}
+  else
+    state=s${!1}
+  fi
+}
+
+# Remember the decision's variables: before the exports (WHEN=before, once until they
+# are put back) or after them (WHEN=after). Arguments: WHEN
+wandb_resume::_remember_decision() {
+  local name state
+  [[ $1 == after || -z $_WANDB_RESUME_REMEMBERED ]] || return 0
+  for name in $_WANDB_RESUME_DECISION_VARS; do
+    wandb_resume::_var_state "$name"
+    if [[ $1 == before ]]; then
+      _WANDB_RESUME_BEFORE[$name]=$state
+    else
+      _WANDB_RESUME_AFTER[$name]=$state
+    fi
+  done
+  _WANDB_RESUME_REMEMBERED=1
+}
+
+# Put the decision's variables back as they were before wandb_resume::configure, each
+# that is still as the last decision left it (one the script set since is its own:
+# left alone, said); then forget them. Nothing when no configure exported in this
+# shell. Logs what it did.
+wandb_resume::_restore_decision() {
+  local name state was
+  local -a back=() kept=()
+  [[ -n $_WANDB_RESUME_REMEMBERED ]] || return 0
+  for name in $_WANDB_RESUME_DECISION_VARS; do
+    wandb_resume::_var_state "$name"
+    was=${_WANDB_RESUME_BEFORE[$name]-u}
+    [[ $state == "$was" ]] && continue
+    if [[ $state != "${_WANDB_RESUME_AFTER[$name]-u}" ]]; then
+      kept+=("$name")
+      continue
+    fi
+    case $was in
+      u) unset "$name" ;;
+      x*) export "$name=${was#x}" ;;
+      s*)
+        declare -g "$name=${was#s}"
+        # shellcheck disable=SC2163 # the variable named by $name, on purpose
+        export -n "$name"
+        ;;
+    esac
+    back+=("$name")
+  done
+  _WANDB_RESUME_BEFORE=() _WANDB_RESUME_AFTER=() _WANDB_RESUME_REMEMBERED='' _WANDB_RESUME_EXPORTED_ID=''
+  local IFS=,
+  ((${#back[@]} == 0)) ||
+    wandb_resume::_log info note "🔧 put back as they were before wandb_resume::configure: ${back[*]} (a later wandb.init() in this script starts a run of its own)"
+  ((${#kept[@]} == 0)) ||
+    wandb_resume::_log info note "🔧 changed by this script after wandb_resume::configure, left as it set them: ${kept[*]}"
+  return 0
+}
+
 # Export NAME=VALUE (or, with --explain, say it would). Arguments: NAME VALUE
 wandb_resume::_export() {
   if ((explain)); then
@@ -148,9 +225,11 @@ wandb_resume::_check_offline_wandb() {
 # to start), one the user set is left alone.
 # Reads: mode, ckpt, run_id, run_id_source, wandb_resume, resume_from, output_dir,
 #   explain, caller, command.
-# Sets: _WANDB_RESUME_EXPORTED_ID; with bin/train-resume, _WANDB_RESUME_EXEC.
+# Sets: _WANDB_RESUME_EXPORTED_ID, the remembered variables (_remember_decision);
+#   with bin/train-resume, _WANDB_RESUME_EXEC.
 wandb_resume::_export_decision() {
   local id_problem
+  ((explain)) || wandb_resume::_remember_decision before
   if [[ -n $run_id ]]; then
     wandb_resume::_export WANDB_RUN_ID "$run_id"
     ((explain)) || _WANDB_RESUME_EXPORTED_ID=$run_id
@@ -190,6 +269,7 @@ wandb_resume::_export_decision() {
   fi
   ((explain)) || wandb_resume::_export_job
   wandb_resume::_export_pythonpath
+  ((explain)) || wandb_resume::_remember_decision after
   if ((explain)); then
     ((${#command[@]} == 0)) || wandb_resume::_log info note "▶ would run: ${command[*]}"
     wandb_resume::_log info explained

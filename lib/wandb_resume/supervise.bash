@@ -25,6 +25,8 @@
 #   other      crashed: requeued, never DONE.
 # The checkpoints are read with the decision's own reader (_latest): when one of our
 # tools fails there, it is an error (status 1): neither DONE nor a requeue.
+# When it returns, the decision's variables are put back as they were before
+# wandb_resume::configure (export.bash, _restore_decision).
 # Every requeue counts against --max-restarts (SLURM_RESTART_COUNT).
 
 # The signals that ask the trainer to save and stop (also the --signal choices).
@@ -225,8 +227,19 @@ wandb_resume::_supervise_latest() {
   wandb_resume::_latest "$1"
 }
 
+# supervise: run, then put back the decision's variables (whatever happened: when it
+# returns, they are as before wandb_resume::configure). Arguments: as supervise.
 wandb_resume::_supervise() {
-  local out='' max_restarts=5 sig=USR1 value take error='' quiet=0 child rc=0 number
+  local quiet=0 rc=0 # (quiet: set by _supervise_run's -q)
+  wandb_resume::_supervise_run "$@" || rc=$?
+  wandb_resume::_restore_decision
+  return "$rc"
+}
+
+# Run COMMAND under supervision (wandb_resume::supervise). Sets: quiet (-q, the
+# caller's). Returns: as supervise.
+wandb_resume::_supervise_run() {
+  local out='' max_restarts=5 sig=USR1 value take error='' child rc=0 number
   local before='' after='' l_path='' c_reason st_status st_reason st_step st_max job restarts
   local stop='' why='' name finished=0 stops ended_before fresh=0 code
   local ended_reason ended_signal ended_step ended_max ended_job ended_time ended_text ended_why

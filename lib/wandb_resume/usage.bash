@@ -137,6 +137,10 @@ unset; WANDB_RUN_ID not set by us.
 Always: PYTHONPATH=<root>/train_resume/bootstrap:<root>:... (the hand-off);
 TRAIN_RESUME_OUTPUT_DIR=<the output dir decided for>; TRAIN_RESUME_JOB=<the
 job's key>, TRAIN_RESUME_JOB_DIR=<its state dir> (unset with --no-lock).
+In a job script, wandb_resume::supervise puts the decision's variables (all of
+the above but TRAIN_RESUME_JOB and TRAIN_RESUME_JOB_DIR, the job's) back as they
+were before wandb_resume::configure when it returns: a later wandb.init() in the
+script starts a W&B run of its own.
 
 The hand-off: every Python process COMMAND starts (python, torchrun, accelerate,
 deepspeed, trl, a shell script...) runs train-resume's sitecustomize first (and,
