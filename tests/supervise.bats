@@ -20,6 +20,28 @@ fake_scontrol() {
   export PATH="$WORK/bin:$PATH"
 }
 
+# Write $WORK/trainer.sh, a stand-in for a trainer with the callback: it saves
+# $WORK/saved as checkpoint-STEP, leaves the end record (FIELDS: NAME=VALUE words;
+# job and time added), then runs SHELL_CODE (its end). Arguments: STEP FIELDS SHELL_CODE
+fake_trainer() {
+  cat >"$WORK/trainer.sh" <<SH
+mv "\$WORK/saved" "\$OUT/checkpoint-$1"
+mkdir -p "\$OUT/.train-resume"
+printf '%s\\n' $2 job=slurm-42-r0 time=1 >"\$OUT/.train-resume/ended"
+$3
+SH
+}
+
+# supervise (SLURM job 42, fake scontrol) a stand-in trainer: fake_trainer STEP FIELDS
+# SHELL_CODE, its checkpoint made at STEP of max_steps MAX.
+# Arguments: STEP MAX FIELDS SHELL_CODE
+supervise_fake_trainer() {
+  fake_scontrol
+  make_state "$WORK/saved" "$1" ".max_steps = $2"
+  fake_trainer "$1" "$3" "$4"
+  SLURM_JOB_ID=42 WORK=$WORK in_bash 'wandb_resume::supervise -o "$OUT" -- bash "$WORK/trainer.sh"'
+}
+
 # Run bash SCRIPT with the library sourced; stdout and stderr apart.
 in_bash() {
   run --separate-stderr bash -c 'source "$1"; shift; eval "$1"' _ "$LIB" "$1"
@@ -304,17 +326,10 @@ SH
 }
 
 @test "ranks that saved and stopped on a stop signal are preempted, whatever status their launcher gave" {
-  fake_scontrol
   make_state "$OUT/checkpoint-2" 2
-  make_state "$WORK/saved" 4
   # As torchrun does: its ranks saved checkpoint-4, recorded the stop, exited 138;
   # torchrun itself exits 1.
-  SLURM_JOB_ID=42 WORK=$WORK in_bash '
-    wandb_resume::supervise -o "$OUT" -- bash -c "
-      mv \"\$WORK/saved\" \"\$OUT/checkpoint-4\"
-      mkdir -p \"\$OUT/.train-resume\"
-      printf \"reason=signal\nsignal=USR1\nstep=4\njob=slurm-42-r0\ntime=1\n\" >\"\$OUT/.train-resume/ended\"
-      exit 1"'
+  supervise_fake_trainer 4 6 'reason=signal signal=USR1 step=4' 'exit 1'
   assert_failure 1
   assert [ ! -e "$OUT/DONE" ]
   assert_equal "$(cat "$OUT/scontrol.log")" 'requeue 42'
@@ -384,15 +399,9 @@ PY
 }
 
 @test "a trainer that ended by its own rule short of max_steps (its end record: should_training_stop) is finished: DONE, no requeue" {
-  fake_scontrol
-  make_state "$WORK/saved" 4
   # As a Trainer with EarlyStoppingCallback does: it saves checkpoint-4, records why it
   # stopped (max_steps is 10), and exits 0.
-  SLURM_JOB_ID=42 WORK=$WORK in_bash '
-    wandb_resume::supervise -o "$OUT" -- bash -c "
-      mv \"\$WORK/saved\" \"\$OUT/checkpoint-4\"
-      mkdir -p \"\$OUT/.train-resume\"
-      printf \"reason=should_training_stop\nstep=4\nmax_steps=10\njob=slurm-42-r0\ntime=1\n\" >\"\$OUT/.train-resume/ended\""'
+  supervise_fake_trainer 4 10 'reason=should_training_stop step=4 max_steps=10' 'exit 0'
   assert_success
   assert [ -f "$OUT/DONE" ]
   assert [ ! -e "$OUT/scontrol.log" ]
@@ -404,14 +413,10 @@ PY
   make_state "$WORK/saved" 6 '.max_steps = 6'
   # The trainer reached max_steps and recorded it; then the forwarded USR1 makes its
   # launcher exit 1 (as torchrun on TERM).
+  fake_trainer 6 'reason=max_steps step=6 max_steps=6' \
+    'trap "exit 1" USR1; touch "$OUT/ended now"; while :; do sleep 0.1; done'
   SLURM_JOB_ID=42 WORK=$WORK in_bash '
-    wandb_resume::supervise -o "$OUT" -- bash -c "
-      trap \"exit 1\" USR1
-      mv \"\$WORK/saved\" \"\$OUT/checkpoint-6\"
-      mkdir -p \"\$OUT/.train-resume\"
-      printf \"reason=max_steps\nstep=6\nmax_steps=6\njob=slurm-42-r0\ntime=1\n\" >\"\$OUT/.train-resume/ended\"
-      touch \"\$OUT/ended now\"
-      while :; do sleep 0.1; done" &
+    wandb_resume::supervise -o "$OUT" -- bash "$WORK/trainer.sh" &
     while [[ ! -e $OUT/"ended now" ]]; do sleep 0.1; done
     kill -USR1 $!
     wait $!
@@ -423,14 +428,7 @@ PY
 }
 
 @test "a crash after training had ended (a finished end record, exit 1, no stop signal) is a crash: requeued, not DONE" {
-  fake_scontrol
-  make_state "$WORK/saved" 6 '.max_steps = 6'
-  SLURM_JOB_ID=42 WORK=$WORK in_bash '
-    wandb_resume::supervise -o "$OUT" -- bash -c "
-      mv \"\$WORK/saved\" \"\$OUT/checkpoint-6\"
-      mkdir -p \"\$OUT/.train-resume\"
-      printf \"reason=max_steps\nstep=6\nmax_steps=6\njob=slurm-42-r0\ntime=1\n\" >\"\$OUT/.train-resume/ended\"
-      exit 1"'
+  supervise_fake_trainer 6 6 'reason=max_steps step=6 max_steps=6' 'exit 1'
   assert_failure 1
   assert [ ! -e "$OUT/DONE" ]
   assert_equal "$(cat "$OUT/scontrol.log")" 'requeue 42'
