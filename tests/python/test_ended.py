@@ -3,7 +3,8 @@ under wandb_resume::supervise, with a fake `scontrol` on PATH (it records its
 arguments) and SLURM_JOB_ID set, so a requeue would show.
 
 - A run stopped by its own rule (EarlyStoppingCallback, short of max_steps) exits 0
-  and records why: one segment, DONE, no requeue; the next decision says so.
+  and records why: one segment, DONE, no requeue (started again: nothing runs); the
+  decision says where it ended.
 - A stop signal that lands during the last step (sent at the start of that step by a
   test callback: deterministic) changes nothing: exit 0, DONE, no requeue, no
   checkpoint beyond max_steps; to the trainer itself, and to the supervising shell
@@ -78,12 +79,17 @@ def ended(out):
     return {k: v for k, v in record.items() if k not in ("job", "time")}
 
 
-def assert_finished_once(done, tmp_path, out):
-    """DONE written, no requeue asked; started again, nothing runs."""
+def assert_finished_once(done, cmd, tmp_path, env):
+    """DONE written, no requeue asked; CMD started again runs nothing."""
+    out = tmp_path / "out"
     assert done.returncode == 0, done.stderr[-4000:]
     assert (out / "DONE").is_file()
     assert not (tmp_path / "scontrol.log").exists(), (tmp_path / "scontrol.log").read_text()
     assert "✅ finished: wrote" in done.stderr
+    saved = checkpoints(out)
+    again = run(cmd, tmp_path, env)
+    assert again.returncode == 0 and "exists: the run is finished; nothing to run" in again.stderr
+    assert checkpoints(out) == saved and "after trainer.train()" not in again.stdout
 
 
 def test_early_stopping_under_supervise_is_finished_one_segment_done_no_requeue(tmp_path):
@@ -91,7 +97,7 @@ def test_early_stopping_under_supervise_is_finished_one_segment_done_no_requeue(
     env = job_env(tmp_path, out)
     cmd = supervised(out, sys.executable, ENDING, "--output_dir", out, "--max_steps", "20")
     done = run([*cmd, "--early_stopping"], tmp_path, env)
-    assert_finished_once(done, tmp_path, out)
+    assert_finished_once(done, cmd, tmp_path, env)
     assert done.stdout.count("after trainer.train() on rank 0") == 1
     # EarlyStopping (patience 1) stops at the second evaluation: step 4 of 20.
     assert checkpoints(out) == [2, 4]
@@ -100,10 +106,6 @@ def test_early_stopping_under_supervise_is_finished_one_segment_done_no_requeue(
         "the trainer stopped by its own rule before max_steps (step 4 of max_steps 20: "
         "should_training_stop, set by a callback such as EarlyStoppingCallback)"
     ) in done.stderr
-    # Started again: DONE, nothing runs.
-    again = run([*cmd, "--early_stopping"], tmp_path, env)
-    assert again.returncode == 0 and "exists: the run is finished; nothing to run" in again.stderr
-    assert checkpoints(out) == [2, 4] and "after trainer.train()" not in again.stdout
     # Without supervise, the decision says where that run ended, from the record.
     decision = run([TRAIN_RESUME, "-o", out, "--explain", "--json"], tmp_path, env)
     warnings = json.loads(decision.stdout)["warnings"]
@@ -121,13 +123,11 @@ def test_usr1_during_the_last_step_is_finished_exit_0_done_no_step_past_max_step
     cmd = supervised(out, sys.executable, ENDING, "--output_dir", out, "--max_steps", "6")
     done = run([*cmd, "--signal_last_step", "self"], tmp_path, env)
     assert "SIGUSR1 landed at the start of step 6" in done.stdout, done.stderr[-4000:]
-    assert_finished_once(done, tmp_path, out)
+    assert_finished_once(done, cmd, tmp_path, env)
     assert "⏸ SIGUSR1 at step 6, where training ends anyway: finished, not preempted" in done.stderr
     assert "after trainer.train() on rank 0" in done.stdout
     assert checkpoints(out) == [2, 4, 6]
     assert ended(out) == {"reason": "max_steps", "signal": "USR1", "step": "6", "max_steps": "6"}
-    again = run(cmd, tmp_path, env)
-    assert again.returncode == 0 and checkpoints(out) == [2, 4, 6], again.stderr[-3000:]
 
 
 def test_usr1_to_the_supervisor_during_torchruns_last_step_is_finished_not_preempted(tmp_path):
@@ -142,7 +142,7 @@ def test_usr1_to_the_supervisor_during_torchruns_last_step_is_finished_not_preem
     done = run([*cmd, "--signal_last_step", "supervisor"], tmp_path, env)
     assert "SIGUSR1 landed at the start of step 6" in done.stdout, done.stderr[-4000:]
     assert "⏸ got SIGUSR1: asking the trainer to save and stop (SIGUSR1 to pid" in done.stderr
-    assert_finished_once(done, tmp_path, out)
+    assert_finished_once(done, cmd, tmp_path, env)
     assert "after trainer.train() on rank 0" in done.stdout
     assert "after trainer.train() on rank 1" in done.stdout
     assert checkpoints(out) == [2, 4, 6]
