@@ -15,7 +15,7 @@
 # Public functions: wandb_resume::configure, wandb_resume::usage,
 # wandb_resume::latest_checkpoint, wandb_resume::run_id_from_wandb_dir,
 # wandb_resume::run_id_from_trainer_state, wandb_resume::check_run_id,
-# wandb_resume::lock, wandb_resume::supervise.
+# wandb_resume::lock, wandb_resume::supervise, wandb_resume::record_save.
 # Everything named wandb_resume::_* or _WANDB_RESUME_* is private.
 #
 # Guest manners: sourcing this file and calling its functions leave the caller's
@@ -122,6 +122,8 @@ source "$_WANDB_RESUME_LIB/tools.bash" || wandb_resume::_loaded 1 || return 1
 source "$_WANDB_RESUME_LIB/state.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/weights.bash
 source "$_WANDB_RESUME_LIB/weights.bash" || wandb_resume::_loaded 1 || return 1
+# shellcheck source=lib/wandb_resume/saved.bash
+source "$_WANDB_RESUME_LIB/saved.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/failed.bash
 source "$_WANDB_RESUME_LIB/failed.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/checkpoint.bash
@@ -229,6 +231,21 @@ wandb_resume::run_id_from_trainer_state() {
 #######################################
 wandb_resume::check_run_id() {
   wandb_resume::_guest wandb_resume::_check_run_id_cmd "$@"
+}
+
+#######################################
+# Record the save of each CHECKPOINT (what train_resume's callback runs after every
+# save, once every rank has finished it): check it as the decision does and write
+# <its parent>/.train-resume/saved/<its name>, the save's commit marker, holding what
+# the decision would otherwise work out at every restart (lib/wandb_resume/saved.bash).
+# Nothing for a CHECKPOINT without trainer_state.json.
+# Arguments: CHECKPOINT...
+# Outputs: on stderr, a warning for a checkpoint that is not complete as saved.
+# Returns: 0 recorded (complete or not), 1 a record could not be written or a tool of
+#   ours failed, 2 usage error.
+#######################################
+wandb_resume::record_save() {
+  wandb_resume::_guest wandb_resume::_record_save_cmd "$@"
 }
 
 #######################################

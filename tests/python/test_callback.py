@@ -66,12 +66,50 @@ def stat_line(path):
     return result.stdout
 
 
-def test_every_save_is_recorded_as_the_decision_sees_the_file(first_run):
-    work, out, _, _ = first_run
+def record_lines(out, step):
+    return (out / ".train-resume" / "saved" / f"checkpoint-{step}").read_text().splitlines()
+
+
+def test_every_save_is_recorded_by_the_librarys_check_as_the_decision_sees_it(first_run):
+    """The bash library checked each save and wrote its record (format 2): the state's
+    identity, its step and run id, the identity of every file of the checkpoint."""
+    work, out, _, info = first_run
     for step in (2, 4):
-        record = out / ".train-resume" / "saved" / f"checkpoint-{step}"
-        assert record.read_text() == stat_line(out / f"checkpoint-{step}" / "trainer_state.json")
+        ckpt = out / f"checkpoint-{step}"
+        lines = record_lines(out, step)
+        assert lines[:3] == [
+            "train-resume-save-record 2",
+            f"state {stat_line(ckpt / 'trainer_state.json').strip()}",
+            "checked complete",
+        ]
+        assert f"global_step {step}" in lines and lines[-1] == "end"
+        ids = [line.split("\t") for line in lines if line.startswith("id ")]
+        assert ids[0][:3] == [
+            "id stateful_callbacks.WandbResumeCallback.args.wandb_run_id",
+            "string",
+            info["run_id"],
+        ]
+        entries = {line.rsplit(" ", 1)[1]: line for line in lines if line.startswith("entry ")}
+        assert sorted(entries) == sorted(p.name for p in ckpt.iterdir())
+        assert entries["model.safetensors"] == (
+            f"entry {stat_line(ckpt / 'model.safetensors').strip()} model.safetensors"
+        )
     assert not list(out.glob("checkpoint-*/.train-resume"))  # nothing of ours inside
+
+
+def test_without_the_bash_library_the_record_holds_the_states_identity(tmp_path, monkeypatch):
+    """Where the library cannot be run, the record is the format before (the state's
+    identity alone), which the decision still reads: a commit marker all the same."""
+    from train_resume import hook
+    from train_resume.callback import record_save
+
+    monkeypatch.setitem(hook._found, "lib", None)
+    ckpt = tmp_path / "checkpoint-2"
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text('{"global_step": 2}')
+    record_save(str(ckpt))
+    record = tmp_path / ".train-resume" / "saved" / "checkpoint-2"
+    assert record.read_text() == stat_line(ckpt / "trainer_state.json")
 
 
 def test_save_records_of_checkpoints_that_are_gone_are_removed(tmp_path):
