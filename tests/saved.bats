@@ -151,6 +151,13 @@ set_mtime() {
   assert_equal "$output" "$checked"
   assert_equal "$(sort -u "$WORK/ran" | tr '\n' ' ')" 'df grep stat '
   assert_equal "$(wc -l <"$WORK/ran")" 3
+  # A grep without -P (PCRE): the NUL grep again with -F, the record still answers.
+  fake_tool_on grep -P "echo grep -P >>'$WORK/ran'; echo 'grep: Perl matching not supported' >&2; exit 2"
+  : >"$WORK/ran"
+  PATH="$WORK/fakebin:$PATH" explain -o "$OUT"
+  assert_success
+  assert_equal "$output" "$checked"
+  assert_equal "$(sort "$WORK/ran" | tr '\n' ' ')" 'df grep -P stat '
 }
 
 @test "NUL bytes under a save record that matches are still found (what a crash leaves in blocks never written)" {
@@ -164,6 +171,12 @@ set_mtime() {
   assert_success
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
   assert_equal "$(field '.skipped[0].path')" "$OUT/checkpoint-4"
+  assert_equal "$(field '.skipped[0].reason')" 'NUL bytes in trainer_state.json (a save cut short by a crash?)'
+  # A grep without -P (PCRE) looks for them with -F: the same.
+  fake_tool_on grep -P 'echo "grep: Perl matching not supported in a --disable-perl-regexp build" >&2; exit 2'
+  PATH="$WORK/fakebin:$PATH" explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
   assert_equal "$(field '.skipped[0].reason')" 'NUL bytes in trainer_state.json (a save cut short by a crash?)'
 }
 
