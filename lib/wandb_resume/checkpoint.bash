@@ -458,9 +458,9 @@ wandb_resume::_check_space() {
   # The checkpoint's size first (KIB, else du's first field: one subshell for both),
   # then df's 4th field on its last line.
   if [[ ${3:-} =~ ^[0-9]+$ ]]; then
-    line=$3$'\n'$(df -Pk -- "$1" 2>/dev/null) || return 0
+    line=$3$'\n'$(exec df -Pk -- "$1" 2>/dev/null) || return 0
   else
-    line=$(du -sk -- "$2" 2>/dev/null && df -Pk -- "$1" 2>/dev/null) || return 0
+    line=$(du -sk -- "$2" 2>/dev/null && exec df -Pk -- "$1" 2>/dev/null) || return 0
   fi
   used=${line%%[[:space:]]*}
   read -r _ _ _ free _ <<<"${line##*$'\n'}"

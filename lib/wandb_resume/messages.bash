@@ -109,7 +109,7 @@ wandb_resume::_skip() {
 # Arguments: PATH. Outputs: the reason on stdout.
 wandb_resume::_permission_reason() {
   local owner_mode
-  owner_mode=$(stat -c '%U:%G %A' -- "$1" 2>/dev/null) || owner_mode='unknown owner and mode'
+  owner_mode=$(exec stat -c '%U:%G %A' -- "$1" 2>/dev/null) || owner_mode='unknown owner and mode'
   printf 'permission denied (owner %s; running as %s): check with ls -la, then chmod or run as the owner' \
     "$owner_mode" "$(id -un 2>/dev/null || printf 'uid %s' "$EUID")"
 }

@@ -78,7 +78,7 @@ wandb_resume::_record_one() {
   wandb_resume::_record_path "$dir"
   folder=${rec%/*}
   entries=("$dir"/*)
-  before=$(stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$dir" "${entries[@]}" 2>/dev/null) || before=''
+  before=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$dir" "${entries[@]}" 2>/dev/null) || before=''
   i=0
   while IFS= read -r line; do
     ((i > 0)) && [[ ${entries[i - 1]} == "$dir/trainer_state.json" ]] && state_id=$line
@@ -89,7 +89,7 @@ wandb_resume::_record_one() {
   else
     wandb_resume::_check_files "$dir" "$state_id"
     rc=$?
-    after=$(stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$dir" "${entries[@]}" 2>/dev/null) || after=''
+    after=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$dir" "${entries[@]}" 2>/dev/null) || after=''
     if ((rc == 2)); then
       checked="unsure: $error"
     elif ((rc != 0)); then
@@ -106,7 +106,7 @@ wandb_resume::_record_one() {
         [[ ${ids[i]//$'\t'/} == *[[:cntrl:]]* ]] && checked='unsure: a run id with control characters'
       done
       [[ $st_step$st_max == *[[:cntrl:]]* ]] && checked='unsure: control characters'
-      kb=$(du -sk -- "$dir" 2>/dev/null) && kb=${kb%%[[:space:]]*}
+      kb=$(exec du -sk -- "$dir" 2>/dev/null) && kb=${kb%%[[:space:]]*}
       [[ $kb =~ ^[0-9]+$ ]] || checked='unsure: du failed'
     fi
   fi
@@ -223,7 +223,7 @@ wandb_resume::_record_holds() {
   for key in "${!here[@]}"; do
     [[ ${here[key]} == "${args[key + 1]}" ]] || return 1
   done
-  now=$(stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "${args[@]}" 2>/dev/null) || return 1
+  now=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "${args[@]}" 2>/dev/null) || return 1
   [[ $now == "$expect" ]] || return 1
   [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
   wandb_resume::_has_nul "$dir/trainer_state.json" "$size" && return 1
@@ -279,7 +279,7 @@ wandb_resume::_as_saved() {
   [[ $file == */* ]] || return 1
   [[ -n $stamp ]] || wandb_resume::_record_state "${file%/*}"
   [[ -n $stamp ]] || return 1
-  now=$(stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$file" 2>/dev/null) || return 1
+  now=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$file" 2>/dev/null) || return 1
   [[ $now == "$stamp" ]]
 }
 

@@ -203,7 +203,7 @@ wandb_resume::_read_state() {
     return 0
   fi
   if ((${#head} < 4096)); then
-    size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
+    size=$(exec stat -L -c %s -- "$file" 2>/dev/null) || size=0
     if ((size > 4096)); then
       st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
       return 0
@@ -245,7 +245,7 @@ wandb_resume::_read_state() {
     if [[ $out == more* ]]; then
       # Not sure: a full parse.
       whole=1
-      size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
+      size=$(exec stat -L -c %s -- "$file" 2>/dev/null) || size=0
       if ((size > _WANDB_RESUME_FULL_MAX)) && [[ $nul == 0 ]]; then
         # In pieces, on both cores (_read_split); when it is not sure, the slow way.
         if ! wandb_resume::_read_split "$file" && [[ $text == truncated ]]; then
@@ -477,7 +477,7 @@ wandb_resume::_read_split() {
   [[ $head == *$'\n  "log_history": [\n'* ]] || return 1
   prefix=${head%%$'\n  "log_history": [\n'*}
   open_end=$((${#prefix} + 19))
-  stamp=$(stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
+  stamp=$(exec stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
   size=${stamp%% *}
   IFS= read -r -d '' win < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" 2>/dev/null)
   # (bash matches a pattern with a leading * in time that grows with the square of
@@ -522,7 +522,7 @@ wandb_resume::_read_split() {
     ((mid)) && IFS= read -r -d '' a <&"$fa"
     IFS= read -r -d '' b <&"$fb"
     # (the second jq's fields last: they may hold any byte but NUL)
-    printf '%s\4%s\4%s' "$a" "$(stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null)" "$b"
+    printf '%s\4%s\4%s' "$a" "$(exec stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null)" "$b"
   )
   case ${res%%$'\4'*} in
     0) text=bad ;;

@@ -107,7 +107,7 @@ wandb_resume::_check_weights_in() {
 wandb_resume::_index_shards() {
   local out size rc=0
   shards=()
-  size=$(stat -L -c %s -- "$1" 2>/dev/null) || size=0
+  size=$(exec stat -L -c %s -- "$1" 2>/dev/null) || size=0
   if ((size > 67108864)); then
     c_reason="${1##*/} is $size bytes (over 64 MiB: not an index HF writes)"
     return 1
@@ -115,7 +115,7 @@ wandb_resume::_index_shards() {
   # shellcheck disable=SC2016 # jq program
   out=$(
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
-    jq -j 'if (.weight_map | type) != "object" then "bad\u0001"
+    exec jq -j 'if (.weight_map | type) != "object" then "bad\u0001"
       else ([.weight_map[]] | unique | map(select(type == "string")))
         | if any(test("^$|/|^\\.\\.?$|[\u0000-\u001f]")) then "bad\u0001"
           else (.[] | . + "\u0001") end end, "end\u0001"' "$1" 2>&1
