@@ -241,6 +241,10 @@ wandb_resume::_check_files() {
   wandb_resume::_check_weights "$dir"
 }
 
+# Why a weights-only checkpoint is passed over (unless --allow-weights-only; read
+# here under a save record, and by weights.bash).
+_WANDB_RESUME_WEIGHTS_ONLY='weights only (saved with save_only_model: no optimizer.pt, scheduler.pt or rng_state.pth): the trainer would go on with a fresh optimizer and scheduler, a different run; --allow-weights-only resumes from it anyway'
+
 # Is PATH gone (deleted while we looked at it)? Arguments: PATH
 wandb_resume::_vanished() {
   [[ ! -e $1 && ! -L $1 ]]

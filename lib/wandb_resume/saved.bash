@@ -36,6 +36,8 @@ _WANDB_RESUME_RECORD_HEADER='train-resume-save-record 2'
 _WANDB_RESUME_STAT_FMT='%s %i %.9Y %.9Z'
 # One identity as stat prints it with _WANDB_RESUME_STAT_FMT (ERE).
 _WANDB_RESUME_STAT_RE='[0-9]+ [0-9]+ [0-9]+\.[0-9]{9} [0-9]+\.[0-9]{9}'
+# Up to this size, the NUL grep is grep -P (_has_nul).
+_WANDB_RESUME_PCRE_MAX=8388608
 
 # The save record of a checkpoint DIR. Arguments: DIR. Sets: rec.
 wandb_resume::_record_path() {
@@ -237,12 +239,12 @@ wandb_resume::_record_holds() {
 }
 
 # Does FILE (of SIZE bytes) hold a NUL byte? One grep, bounded in memory: up to
-# _WANDB_RESUME_FULL_MAX bytes with -P '\x00' (no pattern to write first: a process
+# _WANDB_RESUME_PCRE_MAX bytes with -P '\x00' (no pattern to write first: a process
 # less), larger with -F and a NUL from a pipe (PCRE takes ~10 times as long on 173 MB).
 # Arguments: FILE SIZE. Returns: 0 it does, or not known (grep failed); 1 it does not.
 wandb_resume::_has_nul() {
   local grep_out error rc=3
-  if (($2 <= _WANDB_RESUME_FULL_MAX)); then
+  if (($2 <= _WANDB_RESUME_PCRE_MAX)); then
     wandb_resume::_grep_bounded -q -a -P '\x00' -- "$1"
     rc=$?
   fi

@@ -10,8 +10,6 @@
 
 # The largest safetensors header we read (safetensors itself refuses over 100 MB).
 _WANDB_RESUME_ST_HEADER_MAX=104857600
-# Why a weights-only checkpoint is passed over (unless --allow-weights-only).
-_WANDB_RESUME_WEIGHTS_ONLY='weights only (saved with save_only_model: no optimizer.pt, scheduler.pt or rng_state.pth): the trainer would go on with a fresh optimizer and scheduler, a different run; --allow-weights-only resumes from it anyway'
 # One tensor's place in a safetensors header (ERE).
 _WANDB_RESUME_ST_OFFSETS='"data_offsets":[[:space:]]*\[[[:space:]]*[0-9]+[[:space:]]*,[[:space:]]*[0-9]+[[:space:]]*\]'
 
