@@ -337,6 +337,54 @@ set_mtime() {
   assert_regex "$(field '.skipped[0].reason')" '^the trainer failed to load it: RuntimeError: size mismatch'
 }
 
+# A stat on PATH ($WORK/fakebin) that, when it is the save record's probe (its first
+# file is a record's temporary file: "now" on the file system's clock), shows
+# trainer_state.json's ctime as the probe's: a file written in the current tick. Only
+# for the first TIMES probes (every one when not given). Arguments: [TIMES]
+stat_in_the_same_tick() {
+  mkdir -p "$WORK/fakebin"
+  : >"$WORK/probes"
+  cat >"$WORK/fakebin/stat" <<EOF
+#!/bin/bash
+out=\$($(command -v stat) "\$@") || exit
+ops=("\${@:5}")
+if [[ \${ops[0]:-} == */.train-resume/saved/.* ]]; then
+  echo >>'$WORK/probes'
+  if ((\$(wc -l <'$WORK/probes') <= ${1:-1000000})); then
+    mapfile -t lines <<<"\$out"
+    now=\${lines[0]##* }
+    for i in "\${!ops[@]}"; do
+      [[ \${ops[i]} == */trainer_state.json ]] && lines[i]="\${lines[i]% *} \$now"
+    done
+    printf '%s\n' "\${lines[@]}"
+    exit
+  fi
+fi
+printf '%s\n' "\$out"
+EOF
+  chmod +x "$WORK/fakebin/stat"
+}
+
+@test "a save record vouches for nothing written in the tick of its check: it waits for the file clock to pass, or says so" {
+  make_state "$OUT/checkpoint-2" 2
+  make_state "$OUT/checkpoint-4" 4
+  # The first two probes see trainer_state.json written in their tick: the third passes.
+  stat_in_the_same_tick 2
+  PATH="$WORK/fakebin:$PATH" record_save "$OUT/checkpoint-2"
+  assert_equal "$(wc -l <"$WORK/probes")" 3
+  assert_equal "$(sed -n 3p "$(record_of "$OUT/checkpoint-2")")" 'checked complete'
+  # Every probe does (a ctime in the future: the clock set back): nothing vouched for.
+  stat_in_the_same_tick
+  run -0 --separate-stderr env PATH="$WORK/fakebin:$PATH" bash -c 'source "$1"; wandb_resume::record_save "$2"' \
+    _ "$LIB" "$OUT/checkpoint-4"
+  assert_equal "$(wc -l <"$WORK/probes")" 8
+  assert_stderr --partial "$OUT/checkpoint-4: its save record vouches only for trainer_state.json (the file system's clock did not pass the save's last write): a restart checks the rest again"
+  assert_equal "$(sed -n 3p "$(record_of "$OUT/checkpoint-4")")" "checked unsure: the file system's clock did not pass the save's last write"
+  explain -o "$OUT"
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-4"
+}
+
 @test "wandb_resume::record_save: records each checkpoint given, nothing for a folder without trainer_state.json" {
   make_state "$OUT/checkpoint-2" 2
   make_state "$OUT/checkpoint-4" 4

@@ -71,16 +71,21 @@ wandb_resume::_record_save_cmd() {
 # nothing changed meanwhile. Arguments: DIR. Returns: 0 written (complete or not), 1
 # not written, or a tool of ours failed (said on stderr).
 wandb_resume::_record_one() {
-  local dir=${1%/} rec folder tmp before after line kb state_id='' name i rc=0 checked
+  local dir=${1%/} rec folder tmp before='' after line kb state_id='' name i rc=0 checked clock=0
   local c_reason='' error='' st_status='' st_reason='' st_step='' st_max='' w_only=0
-  local allow_weights_only=1 forget_failed=0 text
+  local allow_weights_only=1 forget_failed=0 text GLOBSORT=name
   local -a st_where=() st_type=() st_value=() st_wstep=() st_project=() st_entity=() entries=() ids=()
   [[ -n $dir ]] || dir=/
   [[ -f $dir/trainer_state.json ]] || return 0
   wandb_resume::_record_path "$dir"
-  folder=${rec%/*}
+  folder=${rec%/*} tmp=${rec%/*}/.${rec##*/}.$BASHPID
+  if ! mkdir -p -- "$folder" 2>/dev/null || ! : 2>/dev/null >"$tmp"; then
+    wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
+    return 1
+  fi
   entries=("$dir"/*)
-  before=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$dir" "${entries[@]}" 2>/dev/null) || before=''
+  wandb_resume::_record_before || clock=$?
+  ((clock == 1)) && before=''
   i=0
   while IFS= read -r line; do
     ((i > 0)) && [[ ${entries[i - 1]} == "$dir/trainer_state.json" ]] && state_id=$line
@@ -88,6 +93,8 @@ wandb_resume::_record_one() {
   done <<<"$before"
   if [[ ! $state_id =~ ^$_WANDB_RESUME_STAT_RE$ ]]; then
     checked="unsure: trainer_state.json could not be looked at"
+  elif ((clock)); then
+    checked="unsure: the file system's clock did not pass the save's last write"
   else
     wandb_resume::_check_files "$dir" "$state_id"
     rc=$?
@@ -132,9 +139,7 @@ wandb_resume::_record_one() {
     done <<<"$after"
   fi
   text+=$'end\n'
-  tmp=$folder/.${rec##*/}.$BASHPID
-  if ! mkdir -p -- "$folder" 2>/dev/null || ! printf '%s' "$text" 2>/dev/null >"$tmp" ||
-    ! mv -f -- "$tmp" "$rec" 2>/dev/null; then
+  if ! printf '%s' "$text" 2>/dev/null >"$tmp" || ! mv -f -- "$tmp" "$rec" 2>/dev/null; then
     rm -f -- "$tmp" 2>/dev/null
     wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
     return 1
@@ -150,6 +155,33 @@ wandb_resume::_record_one() {
       ;;
   esac
   return 0
+}
+
+# The identities of DIR and its entries before _record_one checks them, taken once
+# the file system's clock has moved past every ctime among them: a file written in
+# the same tick as the save's last write (the coarse clock of file times is a few ms)
+# could keep its identity, but one written after this stat gets a later ctime. The
+# tick is read from the ctime of TMP, just written, stat'ed first in the same stat
+# (a few tries, 5 ms apart; the check itself takes longer than a tick, so the first
+# try nearly always does). Reads (_record_one's): tmp, dir, entries.
+# Sets: before (without TMP's line). Returns: 0, 1 stat failed, 2 no try saw the
+#   clock pass (a ctime in the future: the clock set back).
+wandb_resume::_record_before() {
+  local try out probe line t
+  for try in 1 2 3 4 5 6 7 8; do
+    : 2>/dev/null >"$tmp" || return 1
+    out=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$tmp" "$dir" "${entries[@]}" 2>/dev/null) || return 1
+    probe=${out%%$'\n'*} before=${out#*$'\n'}
+    probe=${probe##* } probe=${probe/./}
+    t=ok
+    while IFS= read -r line; do
+      line=${line##* } line=${line/./}
+      ((10#$line < 10#$probe)) || t=''
+    done <<<"$before"
+    [[ -n $t ]] && return 0
+    sleep 0.005 2>/dev/null
+  done
+  return 2
 }
 
 # Does the save record of checkpoint DIR vouch for it (format 2, `checked complete`),
