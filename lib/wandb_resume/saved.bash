@@ -197,7 +197,7 @@ wandb_resume::_record_holds() {
   local dir=${1%/} rec text line key value expect='' now got=0 grep_out error
   local step='' max='' weights='' kb='' where type id wstep project entity state=0 size=''
   local -a lines=() args=() r_where=() r_type=() r_value=() r_wstep=() r_project=() r_entity=()
-  local - IFS=$'\n' # (the record's lines are split, never globbed: set -f)
+  local - IFS=$'\n' GLOBSORT=name # (the record's lines are split, never globbed: set -f)
   wandb_resume::_record_path "$dir"
   [[ -f $rec ]] || return 1
   IFS= read -r -d '' -N 65536 text 2>/dev/null <"$rec"
