@@ -9,9 +9,9 @@
 # Print a log line on stderr in the caller's language, unless quiet.
 # Arguments: LEVEL (info|warn|error) KEY [ARGS...]
 wandb_resume::_log() {
+  [[ $1 != error && ${quiet:-0} == 1 ]] && return 0
   local level=$1 key=$2 fmt
   shift 2
-  [[ $level != error && ${quiet:-0} == 1 ]] && return 0
   wandb_resume::_fmt "$key"
   # shellcheck disable=SC2059 # the format is one of ours, from _fmt; data are arguments
   printf "%s: ${fmt}\n" "${_WANDB_RESUME_PROG:-train-resume}" "$@" >&2
