@@ -214,19 +214,21 @@ RECORD_TIMEOUT = 600
 
 def record_save(checkpoint):
     """Record the save of CHECKPOINT in <its parent>/.train-resume/saved/<its name>: the
-    save's commit marker. The bash library writes it (wandb_resume::record_save,
-    lib/wandb_resume/saved.bash): it checks the checkpoint as the decision does and
-    records what the decision would otherwise work out at every restart (the identity
-    of every file, global_step, max_steps, the run ids), so that while the files still
-    match, the decision reads nothing else. Its warnings (a checkpoint that is not
-    complete as saved) go to stderr. Where the library cannot be run, the record holds
-    trainer_state.json's size, inode, mtime and ctime alone (the format before, still
-    understood: its ends are read, the rest is checked at every restart). A checkpoint
-    not there (a hyperparameter search's run dir): nothing. Raises OSError when no
-    record can be written."""
+    save's commit marker. First at once, trainer_state.json's size, inode, mtime and
+    ctime alone (format 1: the decision reads the ends of a large state and checks the
+    rest at every restart); then the bash library writes it again
+    (wandb_resume::record_save, lib/wandb_resume/saved.bash): it checks the checkpoint
+    as the decision does and records what the decision would otherwise work out at every
+    restart (the identity of every file, global_step, max_steps, the run ids), so that
+    while the files still match, the decision reads nothing else. So a process killed
+    while the library checks leaves the save committed all the same. Its warnings (a
+    checkpoint that is not complete as saved) go to stderr; where it cannot be run, the
+    first record stays. A checkpoint not there (a hyperparameter search's run dir):
+    nothing. Raises OSError when no record can be written."""
     state = os.path.join(checkpoint, "trainer_state.json")
     if not os.path.isfile(state):
         return
+    _record_identity(checkpoint, state)
     from train_resume.hook import _library
 
     lib = _library()
@@ -251,7 +253,6 @@ def record_save(checkpoint):
                 return
             problem = f"{lib} exited {done.returncode}"
     _log(f"⚠️ {problem}: the save record of {checkpoint} holds trainer_state.json's identity only")
-    _record_identity(checkpoint, state)
 
 
 def _record_identity(checkpoint, state):

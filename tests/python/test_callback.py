@@ -1,13 +1,15 @@
 """WandbResumeCallback with a real tiny transformers.Trainer and real offline W&B."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TRAIN_RESUME, run, shim
+from conftest import ROOT, TRAIN_RESUME, clean_env, run, shim
 
 pytest.importorskip("transformers")
 pytest.importorskip("wandb")
@@ -95,6 +97,33 @@ def test_every_save_is_recorded_by_the_librarys_check_as_the_decision_sees_it(fi
             f"entry {stat_line(ckpt / 'model.safetensors').strip()} model.safetensors"
         )
     assert not list(out.glob("checkpoint-*/.train-resume"))  # nothing of ours inside
+
+
+def test_a_process_killed_while_the_library_checks_its_save_has_committed_it(tmp_path):
+    """The record of the state's identity is written before the library runs: killed
+    meanwhile (a `bash` on PATH that never returns stands for the library at work), the
+    save is committed all the same."""
+    from examples.demo import kill_tree
+
+    ckpt = tmp_path / "out" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text('{"global_step": 2}')
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bash").write_text(f'#!/bin/sh\ntouch "{tmp_path}/checking"\nexec sleep 600\n')
+    (fake / "bash").chmod(0o755)
+    env = clean_env(PATH=f"{fake}{os.pathsep}{os.environ['PATH']}")
+    code = "import sys; from train_resume.callback import record_save; record_save(sys.argv[1])"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(ckpt)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "checking").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        kill_tree(proc)
+    record = tmp_path / "out" / ".train-resume" / "saved" / "checkpoint-2"
+    assert record.read_text() == stat_line(ckpt / "trainer_state.json")
 
 
 def test_without_the_bash_library_the_record_holds_the_states_identity(tmp_path, monkeypatch):
