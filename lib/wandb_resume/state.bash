@@ -27,8 +27,10 @@
 # Every jq runs under `ulimit -v _WANDB_RESUME_MEM_KB`: a decision stays in tens of
 # MB whatever the file. A jq (or grep) that fails, is killed or runs out of memory is
 # an error of ours, never a damaged checkpoint.
-_WANDB_RESUME_WINDOW=65536
-_WANDB_RESUME_FULL_MAX=8388608
+# (Sizes are defaults: this part is sourced when first used, and a caller (the tests)
+# may have set them before.)
+: "${_WANDB_RESUME_WINDOW:=65536}"
+: "${_WANDB_RESUME_FULL_MAX:=8388608}"
 
 # The jq program that reads a trainer_state.json. $mode: "whole" (raw text of a
 # small file), "window" (raw text of the file's tail, $head = its first bytes),
@@ -429,8 +431,8 @@ _WANDB_RESUME_STRINGS_LINE='^(?:[^"]|"(?:[^"\\]|\\.)*+")*+$'
 # The pieces of a large trainer_state.json (_read_split): about this many bytes each
 # (jq holds one at a time: ~7 times its size), and how far past that a line that
 # ends a log_history entry is looked for.
-_WANDB_RESUME_CHUNK=2097152
-_WANDB_RESUME_REACH=262144
+: "${_WANDB_RESUME_CHUNK:=2097152}"
+: "${_WANDB_RESUME_REACH:=262144}"
 
 # A large trainer_state.json parsed whole, in bounded memory and on two cores: the
 # file in HF's layout (indent 2: log_history's entries are the lines from

@@ -9,7 +9,8 @@
 # Part of lib/wandb_resume.sh.
 
 # The largest safetensors header we read (safetensors itself refuses over 100 MB).
-_WANDB_RESUME_ST_HEADER_MAX=104857600
+# (a default: this part is sourced when first used, and a caller may have set it before)
+: "${_WANDB_RESUME_ST_HEADER_MAX:=104857600}"
 # One tensor's place in a safetensors header (ERE).
 _WANDB_RESUME_ST_OFFSETS='"data_offsets":[[:space:]]*\[[[:space:]]*[0-9]+[[:space:]]*,[[:space:]]*[0-9]+[[:space:]]*\]'
 
