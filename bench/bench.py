@@ -26,7 +26,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_RESUME = ROOT / "bin" / "train-resume"
-TARGETS = {"typical": "<= 1/3 of python3 -c pass", "huge": "<= 0.1 s, <= 20 MB", "wide": "<= 0.5 s"}
+TARGETS = {  # issue 21
+    "typical": "<= 0.5 x python -c pass, <= 5 programs",
+    "huge": "<= 0.1 s, <= 20 MB",
+    "wide": "<= the Python reference",
+}
+# How many of the newest checkpoints of each tree get a save record (None: all). The
+# library checks each one it records (~50-150 ms for a small one): 10,000 would take
+# a quarter of an hour. A decision reads no record but the one of the checkpoint it
+# checks (the newest here), so the older ones would change nothing in it.
+RECORDED = {"typical": None, "huge": None, "wide": 10}
 
 
 def measure(cmd, runs, env=None):
@@ -96,7 +105,7 @@ def main():
             [sys.executable, str(ROOT / "bench" / "generate.py"), str(trees)], check=True
         )
     for name in ("typical", "huge", "wide"):
-        record_saves(trees / name)
+        record_saves(trees / name, RECORDED[name])
     on_path, interpreter = python3_interpreter()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     shim_pass, _ = measure([on_path, "-c", "pass"], runs)
@@ -139,7 +148,7 @@ def main():
         )
     print(
         f"\ntypical / `python3 -c pass` (the interpreter itself) = "
-        f"{rows[0][1] / python_pass:.2f} (target <= 0.33); / the venv's python -c pass = "
+        f"{rows[0][1] / python_pass:.2f} (target <= 0.5); / the venv's python -c pass = "
         f"{rows[0][1] / venv_pass:.2f}"
     )
     print_paths(trees, runs, interpreter)
@@ -164,16 +173,19 @@ def python3_interpreter():
     return on_path, os.path.realpath(real or on_path)
 
 
-def record_saves(tree):
-    """Record every checkpoint of TREE as saved, as train_resume's callback does right
-    after each save of a run (OUTPUT_DIR/.train-resume/saved/checkpoint-N)."""
-    if (tree / ".train-resume" / "saved").is_dir():
+def record_saves(tree, newest=None):
+    """Record the checkpoints of TREE (the NEWEST ones, else all) as saved, with what
+    train_resume's callback runs right after each save of a run (wandb_resume::record_save:
+    the library checks each and writes OUTPUT_DIR/.train-resume/saved/checkpoint-N).
+    Records of an older format (trees kept from an earlier bench) are written again."""
+    checkpoints = sorted(tree.glob("checkpoint-*"), key=lambda p: int(p.name[11:]))
+    checkpoints = checkpoints[-newest:] if newest else checkpoints
+    record = tree / ".train-resume" / "saved" / checkpoints[-1].name
+    if record.is_file() and record.read_text().startswith("train-resume-save-record 2\n"):
         return
-    sys.path.insert(0, str(ROOT))
-    from train_resume.callback import record_save
-
-    for checkpoint in tree.glob("checkpoint-*"):
-        record_save(str(checkpoint))
+    script = 'source "$1" && shift && wandb_resume::record_save "$@"'
+    lib = str(ROOT / "lib" / "wandb_resume.sh")
+    subprocess.run(["bash", "-c", script, "_", lib, *map(str, checkpoints)], check=True)
 
 
 def interleaved(cmds, runs, envs=None):
@@ -348,7 +360,10 @@ def source_cost(library, runs, loops=200):
 def print_source_cost(runs):
     """The cost of `source lib/wandb_resume.sh`: now (split in parts) and as one file."""
     now = source_cost(str(ROOT / "lib" / "wandb_resume.sh"), runs)
-    line = f"source lib/wandb_resume.sh: {now:.2f} ms (split into lib/wandb_resume/*.bash)"
+    line = (
+        f"source lib/wandb_resume.sh: {now:.2f} ms (split into lib/wandb_resume/*.bash; "
+        "usage, config, state, weights and sync are sourced when first used)"
+    )
     old = subprocess.run(
         ["git", "-C", str(ROOT), "show", f"{SINGLE_FILE_COMMIT}:lib/wandb_resume.sh"],
         capture_output=True,

@@ -15,7 +15,7 @@
 # Public functions: wandb_resume::configure, wandb_resume::usage,
 # wandb_resume::latest_checkpoint, wandb_resume::run_id_from_wandb_dir,
 # wandb_resume::run_id_from_trainer_state, wandb_resume::check_run_id,
-# wandb_resume::lock, wandb_resume::supervise.
+# wandb_resume::lock, wandb_resume::supervise, wandb_resume::record_save.
 # Everything named wandb_resume::_* or _WANDB_RESUME_* is private.
 #
 # Guest manners: sourcing this file and calling its functions leave the caller's
@@ -105,23 +105,18 @@ wandb_resume::_tidy_lib() {
   _WANDB_RESUME_LIB=/${kept[*]}
 }
 wandb_resume::_tidy_lib
-# Each part is one concern (shellcheck follows them from here).
+# Each part is one concern (shellcheck follows them from here). The parts a decision
+# needs only sometimes are sourced when first used (below).
 # shellcheck source=lib/wandb_resume/guest.bash
 source "$_WANDB_RESUME_LIB/guest.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/messages.bash
 source "$_WANDB_RESUME_LIB/messages.bash" || wandb_resume::_loaded 1 || return 1
-# shellcheck source=lib/wandb_resume/usage.bash
-source "$_WANDB_RESUME_LIB/usage.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/options.bash
 source "$_WANDB_RESUME_LIB/options.bash" || wandb_resume::_loaded 1 || return 1
-# shellcheck source=lib/wandb_resume/config.bash
-source "$_WANDB_RESUME_LIB/config.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/tools.bash
 source "$_WANDB_RESUME_LIB/tools.bash" || wandb_resume::_loaded 1 || return 1
-# shellcheck source=lib/wandb_resume/state.bash
-source "$_WANDB_RESUME_LIB/state.bash" || wandb_resume::_loaded 1 || return 1
-# shellcheck source=lib/wandb_resume/weights.bash
-source "$_WANDB_RESUME_LIB/weights.bash" || wandb_resume::_loaded 1 || return 1
+# shellcheck source=lib/wandb_resume/saved.bash
+source "$_WANDB_RESUME_LIB/saved.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/failed.bash
 source "$_WANDB_RESUME_LIB/failed.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/checkpoint.bash
@@ -140,8 +135,72 @@ source "$_WANDB_RESUME_LIB/job.bash" || wandb_resume::_loaded 1 || return 1
 source "$_WANDB_RESUME_LIB/lock.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/supervise.bash
 source "$_WANDB_RESUME_LIB/supervise.bash" || wandb_resume::_loaded 1 || return 1
-# shellcheck source=lib/wandb_resume/sync.bash
-source "$_WANDB_RESUME_LIB/sync.bash" || wandb_resume::_loaded 1 || return 1
+
+# The parts a decision needs only sometimes are sourced the first time one of their
+# functions is called: the help text (usage), the trainer's config (config), reading a
+# trainer_state.json and the weights' checks (state, weights: not under a save record
+# that holds), sync. Each such function has a stub here; the part's own definition
+# replaces it. Parsing them costs a start ~1.5 ms. They must be there now: a broken
+# install fails here, as when they were sourced at once.
+for _WANDB_RESUME_T in usage config state weights sync; do
+  [[ -f $_WANDB_RESUME_LIB/$_WANDB_RESUME_T.bash && -r $_WANDB_RESUME_LIB/$_WANDB_RESUME_T.bash ]] || {
+    printf '%s\n' "wandb_resume.sh: cannot read $_WANDB_RESUME_LIB/$_WANDB_RESUME_T.bash (a part of the library)" >&2
+    unset _WANDB_RESUME_T
+    wandb_resume::_loaded 1
+    return 1
+  }
+done
+unset _WANDB_RESUME_T
+
+# Source the part PART (once: its functions replace their stubs), with alias
+# expansion off, whatever the caller's shell has. Arguments: PART
+# Outputs: on failure, one line on stderr. Returns: 0 loaded, 1 not.
+wandb_resume::_need() {
+  local aliases='' rc=0
+  shopt -q expand_aliases && aliases=1 && shopt -u expand_aliases
+  # shellcheck source=/dev/null # a part of ours, checked on its own
+  source "$_WANDB_RESUME_LIB/$1.bash" || rc=$?
+  [[ -n $aliases ]] && shopt -s expand_aliases
+  ((rc == 0)) && return 0
+  printf '%s\n' "wandb_resume.sh: cannot load $_WANDB_RESUME_LIB/$1.bash (a part of the library)" >&2
+  return 1
+}
+
+# The stubs (each unsets itself first: a part that did not define it fails, never
+# loops). What a caller of each sees when its part cannot be loaded: the failure
+# each reports for a tool of ours.
+wandb_resume::usage() {
+  unset -f wandb_resume::usage
+  wandb_resume::_need usage && wandb_resume::usage "$@"
+}
+wandb_resume::_read_config() {
+  unset -f wandb_resume::_read_config
+  wandb_resume::_need config || {
+    error="cannot load the library's config.bash"
+    return 1
+  }
+  wandb_resume::_read_config "$@"
+}
+wandb_resume::_read_state() {
+  unset -f wandb_resume::_read_state
+  wandb_resume::_need state || {
+    st_status=fail st_reason="cannot load the library's state.bash" error="cannot load the library's state.bash"
+    return 0
+  }
+  wandb_resume::_read_state "$@"
+}
+wandb_resume::_check_weights() {
+  unset -f wandb_resume::_check_weights
+  wandb_resume::_need weights || {
+    error="cannot load the library's weights.bash"
+    return 2
+  }
+  wandb_resume::_check_weights "$@"
+}
+wandb_resume::_sync_cmd() {
+  unset -f wandb_resume::_sync_cmd
+  wandb_resume::_need sync && wandb_resume::_sync_cmd "$@"
+}
 
 #######################################
 # Decide, log and export (see wandb_resume::usage for the options).
@@ -230,6 +289,21 @@ wandb_resume::run_id_from_trainer_state() {
 #######################################
 wandb_resume::check_run_id() {
   wandb_resume::_guest wandb_resume::_check_run_id_cmd "$@"
+}
+
+#######################################
+# Record the save of each CHECKPOINT (what train_resume's callback runs after every
+# save, once every rank has finished it): check it as the decision does and write
+# <its parent>/.train-resume/saved/<its name>, the save's commit marker, holding what
+# the decision would otherwise work out at every restart (lib/wandb_resume/saved.bash).
+# Nothing for a CHECKPOINT without trainer_state.json.
+# Arguments: CHECKPOINT...
+# Outputs: on stderr, a warning for a checkpoint that is not complete as saved.
+# Returns: 0 recorded (complete or not), 1 a record could not be written or a tool of
+#   ours failed, 2 usage error.
+#######################################
+wandb_resume::record_save() {
+  wandb_resume::_guest wandb_resume::_record_save_cmd "$@"
 }
 
 #######################################

@@ -161,6 +161,22 @@ refused_posix='wandb_resume.sh: bash is in POSIX mode (set -o posix, or started 
   assert_output $'returned 1 loaded=no\naliases still on'
 }
 
+@test "a part sourced when first used (state.bash) that is missing fails the source at once, as the others do" {
+  cp -R "$ROOT/lib" "$WORK/lib"
+  rm "$WORK/lib/wandb_resume/state.bash"
+  run --separate-stderr bash -c 'source "$1"; echo "returned $? loaded=${_WANDB_RESUME_LOADED-no}"' _ "$WORK/lib/wandb_resume.sh"
+  assert_output 'returned 1 loaded=no'
+  assert_stderr "wandb_resume.sh: cannot read $WORK/lib/wandb_resume/state.bash (a part of the library)"
+}
+
+@test "a part sourced when first used is read with the caller's aliases off (wandb_resume::usage called first)" {
+  local plain
+  plain=$(bash -c 'source "$1"; wandb_resume::usage' _ "$LIB")
+  run -0 bash -c 'shopt -s expand_aliases; source "$1"; alias cat="echo ALIASED"
+    wandb_resume::usage; shopt -q expand_aliases && alias cat' _ "$LIB"
+  assert_output "$plain"$'\n'"alias cat='echo ALIASED'"
+}
+
 @test "the caller's BASH_REMATCH survives our calls" {
   make_state "$WORK/o/checkpoint-2" 2
   run bash -c 'source "$1"

@@ -237,18 +237,60 @@ def _record_saves(output_dir, global_step):
         _log(f"⚠️ could not record the save of checkpoint-{global_step} in {folder}: {err}")
 
 
+# How long the bash library may take to check a checkpoint and write its record
+# (~tens of ms for a typical save; a huge trainer_state.json in another layout than
+# HF's costs a full parse).
+RECORD_TIMEOUT = 600
+
+
 def record_save(checkpoint):
-    """Record how CHECKPOINT/trainer_state.json looks right after the save, in
-    <its parent>/.train-resume/saved/<its name>: size, inode, mtime and ctime, as
-    `stat -c '%s %i %.9Y %.9Z'` prints them. While the file still matches, the bash
-    decision knows it is the valid JSON the trainer wrote and reads only its ends
-    (lib/wandb_resume/state.bash). A checkpoint not there (a hyperparameter search's
-    run dir): nothing. Raises OSError when the record cannot be written."""
-    parent, name = os.path.split(os.path.normpath(checkpoint))
-    try:
-        st = os.stat(os.path.join(checkpoint, "trainer_state.json"))
-    except OSError:
+    """Record the save of CHECKPOINT in <its parent>/.train-resume/saved/<its name>: the
+    save's commit marker. First at once, trainer_state.json's size, inode, mtime and
+    ctime alone (format 1: the decision reads the ends of a large state and checks the
+    rest at every restart); then the bash library writes it again
+    (wandb_resume::record_save, lib/wandb_resume/saved.bash): it checks the checkpoint
+    as the decision does and records what the decision would otherwise work out at every
+    restart (the identity of every file, global_step, max_steps, the run ids), so that
+    while the files still match, the decision reads nothing else. So a process killed
+    while the library checks leaves the save committed all the same. Its warnings (a
+    checkpoint that is not complete as saved) go to stderr; where it cannot be run, the
+    first record stays. A checkpoint not there (a hyperparameter search's run dir):
+    nothing. Raises OSError when no record can be written."""
+    state = os.path.join(checkpoint, "trainer_state.json")
+    if not os.path.isfile(state):
         return
+    _record_identity(checkpoint, state)
+    from train_resume.hook import _library
+
+    lib = _library()
+    problem = "cannot find train-resume's bash library (lib/wandb_resume.sh)"
+    if lib is not None:
+        import subprocess
+
+        script = 'source "$1" && shift && wandb_resume::record_save "$@"'
+        try:
+            done = subprocess.run(
+                ["bash", "-c", script, "train-resume", lib, checkpoint],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=RECORD_TIMEOUT,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            problem = f"cannot run bash with {lib}: {exc}"
+        else:
+            sys.stderr.write(done.stderr)
+            if done.returncode == 0:
+                return
+            problem = f"{lib} exited {done.returncode}"
+    _log(f"⚠️ {problem}: the save record of {checkpoint} holds trainer_state.json's identity only")
+
+
+def _record_identity(checkpoint, state):
+    """The record of format 1: STATE's size, inode, mtime and ctime, as
+    `stat -c '%s %i %.9Y %.9Z'` prints them."""
+    parent, name = os.path.split(os.path.normpath(checkpoint))
+    st = os.stat(state)
     folder = os.path.join(parent, ".train-resume", "saved")
     os.makedirs(folder, exist_ok=True)
     line = f"{st.st_size} {st.st_ino} {_stat_time(st.st_mtime_ns)} {_stat_time(st.st_ctime_ns)}\n"

@@ -188,16 +188,21 @@ wandb_resume::_none_beside() {
 }
 
 # Check that DIR is a usable checkpoint; when its name is checkpoint-N, that its
-# global_step is N. Arguments: DIR
-# Sets: c_reason ("" when complete) and the st_* of its trainer_state.json;
-#   error when one of our tools failed.
+# global_step is N. Under a save record that vouches for it and still matches
+# (saved.bash), the record answers; otherwise its files do (_check_files).
+# Arguments: DIR
+# Sets: c_reason ("" when complete) and the st_* of its trainer_state.json (st_kb:
+#   the checkpoint's size in KiB when its record answered, else ""); error when one
+#   of our tools failed.
 # Returns: 0 complete, 1 not (c_reason), 2 a tool of ours failed (error), 3 we may
 #   not read it or a file in it (c_reason: owner, mode, user), 4 a file in it
 #   vanished while it was checked (c_reason; _latest also takes 1-3 for a vanish
 #   when DIR itself is gone).
 wandb_resume::_check_checkpoint() {
-  local dir=$1 name rc
-  c_reason=''
+  local dir=$1 rc w_only=0
+  local -a st_project=() st_entity=()
+  [[ -n ${st_kb+set} ]] || local st_kb
+  c_reason='' st_kb=''
   if [[ -L $dir && ! -e $dir ]]; then
     c_reason='a symlink that leads nowhere (dangling, or a loop)'
   elif [[ ! -e $dir ]]; then
@@ -211,31 +216,46 @@ wandb_resume::_check_checkpoint() {
     :
   elif [[ ! -e $dir/trainer_state.json ]] && wandb_resume::_accelerate_folder "$dir"; then
     :
+  elif wandb_resume::_record_holds "$dir"; then
+    ((w_only && ! ${allow_weights_only:-0})) && c_reason=$_WANDB_RESUME_WEIGHTS_ONLY
   else
-    wandb_resume::_read_state "$dir/trainer_state.json"
-    case $st_status in
-      ok) ;;
-      fail) return 2 ;;
-      denied) c_reason=$st_reason && return 3 ;;
-      vanished) c_reason=$st_reason && return 4 ;;
-      *) c_reason=$st_reason ;;
-    esac
-    if [[ $st_status == ok ]]; then
-      name=${dir%/}
-      name=${name##*/}
-      if [[ $name =~ ^checkpoint-([0-9]+)$ && ${BASH_REMATCH[1]} != "$st_step" ]]; then
-        c_reason="global_step is $st_step, but the folder is $name (a copy, or a half-written save?)"
-      elif wandb_resume::_unfinished_save "$dir"; then
-        :
-      else
-        wandb_resume::_check_weights "$dir"
-        rc=$?
-        ((rc >= 2)) && return "$rc"
-      fi
-    fi
+    wandb_resume::_check_files "$dir"
+    rc=$?
+    ((rc >= 2)) && return "$rc"
   fi
   [[ -z $c_reason ]]
 }
+
+# The files of checkpoint DIR: its trainer_state.json (read by state.bash), its
+# global_step against its name, a save that did not finish (_unfinished_save; not
+# when STAMP is given: the record is being written), the weights and state files
+# (weights.bash). STAMP: the state's identity just after the trainer saved it
+# (wandb_resume::record_save). Arguments: DIR [STAMP]
+# Sets: c_reason, the st_*, error, w_only (weights-only, when allow_weights_only).
+# Returns: as _check_checkpoint.
+wandb_resume::_check_files() {
+  local dir=$1 stamp=${2:-} name
+  wandb_resume::_read_state "$dir/trainer_state.json" "$stamp"
+  case $st_status in
+    ok) ;;
+    fail) return 2 ;;
+    denied) c_reason=$st_reason && return 3 ;;
+    vanished) c_reason=$st_reason && return 4 ;;
+    *) c_reason=$st_reason && return 1 ;;
+  esac
+  name=${dir%/}
+  name=${name##*/}
+  if [[ $name =~ ^checkpoint-([0-9]+)$ && ${BASH_REMATCH[1]} != "$st_step" ]]; then
+    c_reason="global_step is $st_step, but the folder is $name (a copy, or a half-written save?)"
+    return 1
+  fi
+  [[ -z $stamp ]] && wandb_resume::_unfinished_save "$dir" && return 1
+  wandb_resume::_check_weights "$dir"
+}
+
+# Why a weights-only checkpoint is passed over (unless --allow-weights-only; read
+# here under a save record, and by weights.bash).
+_WANDB_RESUME_WEIGHTS_ONLY='weights only (saved with save_only_model: no optimizer.pt, scheduler.pt or rng_state.pth): the trainer would go on with a fresh optimizer and scheduler, a different run; --allow-weights-only resumes from it anyway'
 
 # Is PATH gone (deleted while we looked at it)? Arguments: PATH
 wandb_resume::_vanished() {
@@ -272,36 +292,6 @@ wandb_resume::_warn_accelerate_layout() {
   local -a found=("$1"/checkpoints/checkpoint_$n)
   ((${#found[@]} > 0)) || return 0
   wandb_resume::_warn "$1/checkpoints holds ${#found[@]} Accelerate save_state folder(s) (${found[0]##*/} ... ${found[-1]##*/}), not Trainer checkpoint-N folders: $_WANDB_RESUME_ACCELERATE"
-}
-
-# A save that did not finish on every rank. The callback records a save
-# (OUTPUT_DIR/.train-resume/saved/checkpoint-N) once every rank has finished it; so in
-# an output dir whose saves are recorded, a checkpoint-N newer than the oldest recorded
-# one that has no record of its own was cut short after rank 0's trainer_state.json
-# (another rank's files, or a subclass's extras such as TRL's entropy_ctrl_state.json,
-# not written). Checkpoints older than the records, and dirs with no records, are
-# judged by their files alone. The oldest record is looked for once per output dir
-# (rec_oldest: none, or its step; a caller's local, else ours).
-# Arguments: DIR (a checkpoint). Sets: c_reason when it did not finish.
-# Returns: 0 it did not finish, 1 no sign of that.
-wandb_resume::_unfinished_save() {
-  local dir=${1%/} name parent f n number='@([1-9])*([0-9])'
-  [[ -n ${rec_oldest+set} ]] || local rec_oldest=''
-  name=${dir##*/} parent=.
-  [[ $dir == */* ]] && parent=${dir%/*}
-  [[ $name =~ ^checkpoint-([1-9][0-9]{0,17})$ ]] || return 1
-  n=${BASH_REMATCH[1]}
-  [[ -e $parent/.train-resume/saved/$name ]] && return 1
-  if [[ -z $rec_oldest ]]; then
-    rec_oldest=none
-    # (an extglob pattern from a variable: the caller may have sourced us without extglob)
-    for f in "$parent"/.train-resume/saved/checkpoint-$number; do
-      f=${f##*/checkpoint-}
-      ((${#f} <= 18)) && [[ $rec_oldest == none || $f -lt $rec_oldest ]] && rec_oldest=$f
-    done
-  fi
-  [[ $rec_oldest != none ]] && ((n > rec_oldest)) || return 1
-  c_reason="its save did not finish on every rank: no save record, though the saves from checkpoint-$rec_oldest on are recorded (.train-resume/saved/; the callback records a save once every rank has finished it): killed after rank 0 wrote trainer_state.json, before another rank (or the trainer's own extras, such as TRL's entropy_ctrl_state.json) had finished"
 }
 
 # Find the newest complete checkpoint-N in an output dir. The file system may change
@@ -477,12 +467,17 @@ wandb_resume::_absolute() {
 }
 
 # Warn when the free space under the output dir is below the size of a checkpoint.
-# Arguments: OUTPUT_DIR CHECKPOINT
+# Arguments: OUTPUT_DIR CHECKPOINT [KIB: its size as its save record holds it]
 wandb_resume::_check_space() {
   local free used line
   [[ -d $1 ]] || return 0
-  # One subshell for both: du's first field first, df's 4th field on its last line.
-  line=$(du -sk -- "$2" 2>/dev/null && df -Pk -- "$1" 2>/dev/null) || return 0
+  # The checkpoint's size first (KIB, else du's first field: one subshell for both),
+  # then df's 4th field on its last line.
+  if [[ ${3:-} =~ ^[0-9]+$ ]]; then
+    line=$3$'\n'$(exec df -Pk -- "$1" 2>/dev/null) || return 0
+  else
+    line=$(du -sk -- "$2" 2>/dev/null && exec df -Pk -- "$1" 2>/dev/null) || return 0
+  fi
   used=${line%%[[:space:]]*}
   read -r _ _ _ free _ <<<"${line##*$'\n'}"
   [[ $free =~ ^[0-9]+$ && $used =~ ^[0-9]+$ ]] || return 0

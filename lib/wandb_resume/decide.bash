@@ -35,7 +35,7 @@ wandb_resume::_configure() {
   # The decision (steps 1 and 2), and what was skipped or warned about on the way.
   local mode='' ckpt='' detail='' run_id='' run_id_source='' wandb_resume=allow error='' resume_from=''
   local wb_version='' wb_python=''
-  local st_status='' st_reason='' st_step='' st_max=''
+  local st_status='' st_reason='' st_step='' st_max='' st_kb=''
   local -a st_where=() st_type=() st_value=() st_wstep=() skipped=() warnings=()
 
   wandb_resume::_parse_options "$caller" "$@" || return
@@ -61,7 +61,7 @@ wandb_resume::_decide() {
     wandb_resume::_choose_checkpoint || return
     if [[ $mode == resume ]]; then
       wandb_resume::_find_run_id
-      wandb_resume::_check_space "$output_dir" "$ckpt"
+      wandb_resume::_check_space "$output_dir" "$ckpt" "$st_kb"
       wandb_resume::_decide_rewind
       wandb_resume::_check_offline_wandb
     fi

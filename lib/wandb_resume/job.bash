@@ -60,7 +60,7 @@ wandb_resume::_slurm_job() {
 # (train_resume/job.py does the same). Sets: host
 wandb_resume::_host() {
   host=''
-  { IFS= read -r host </proc/sys/kernel/hostname; } 2>/dev/null || host=$(uname -n 2>/dev/null)
+  { IFS= read -r host </proc/sys/kernel/hostname; } 2>/dev/null || host=$(exec uname -n 2>/dev/null)
   host=${host//[!A-Za-z0-9._-]/_}
   [[ -n $host ]] || host=unknown
 }

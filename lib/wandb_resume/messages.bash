@@ -9,9 +9,9 @@
 # Print a log line on stderr in the caller's language, unless quiet.
 # Arguments: LEVEL (info|warn|error) KEY [ARGS...]
 wandb_resume::_log() {
+  [[ $1 != error && ${quiet:-0} == 1 ]] && return 0
   local level=$1 key=$2 fmt
   shift 2
-  [[ $level != error && ${quiet:-0} == 1 ]] && return 0
   wandb_resume::_fmt "$key"
   # shellcheck disable=SC2059 # the format is one of ours, from _fmt; data are arguments
   printf "%s: ${fmt}\n" "${_WANDB_RESUME_PROG:-train-resume}" "$@" >&2
@@ -109,7 +109,7 @@ wandb_resume::_skip() {
 # Arguments: PATH. Outputs: the reason on stdout.
 wandb_resume::_permission_reason() {
   local owner_mode
-  owner_mode=$(stat -c '%U:%G %A' -- "$1" 2>/dev/null) || owner_mode='unknown owner and mode'
+  owner_mode=$(exec stat -c '%U:%G %A' -- "$1" 2>/dev/null) || owner_mode='unknown owner and mode'
   printf 'permission denied (owner %s; running as %s): check with ls -la, then chmod or run as the owner' \
     "$owner_mode" "$(id -un 2>/dev/null || printf 'uid %s' "$EUID")"
 }

@@ -6,13 +6,15 @@
 # Part of lib/wandb_resume.sh.
 
 # How a trainer_state.json is read, and what it costs (make bench prints it):
+# - under a save record that vouches for its checkpoint and still matches it
+#   (saved.bash: _record_holds), not at all: the record holds what is read here.
 # - up to 4 KiB: parsed whole (jq -R, fromjson inside try).
 # - larger: grep looks for NUL bytes in the whole file first (memchr speed: ~20 ms for
 #   173 MB). Then, when the file is still exactly as the trainer saved it, bash reads
 #   the first 4 KiB (BOM, global_step) and one jq reads the last _WANDB_RESUME_WINDOW
 #   bytes (the keys after log_history), and the middle is not parsed. "As saved":
-#   train_resume's callback records, right after each save, the file's size, inode,
-#   mtime and ctime in OUTPUT_DIR/.train-resume/saved/checkpoint-N (a save writes
+#   the save record, written right after each save (saved.bash), holds the file's
+#   size, inode, mtime and ctime (a save writes
 #   the file with json.dumps, one valid object; any later write changes its ctime,
 #   which no user can set back). The windows only answer when they are
 #   sure to give what a full parse gives: HF's layout (indent 2, keys sorted, so no
@@ -25,8 +27,10 @@
 # Every jq runs under `ulimit -v _WANDB_RESUME_MEM_KB`: a decision stays in tens of
 # MB whatever the file. A jq (or grep) that fails, is killed or runs out of memory is
 # an error of ours, never a damaged checkpoint.
-_WANDB_RESUME_WINDOW=65536
-_WANDB_RESUME_FULL_MAX=8388608
+# (Sizes are defaults: this part is sourced when first used, and a caller (the tests)
+# may have set them before.)
+: "${_WANDB_RESUME_WINDOW:=65536}"
+: "${_WANDB_RESUME_FULL_MAX:=8388608}"
 
 # The jq program that reads a trainer_state.json. $mode: "whole" (raw text of a
 # small file), "window" (raw text of the file's tail, $head = its first bytes),
@@ -35,7 +39,8 @@ _WANDB_RESUME_FULL_MAX=8388608
 # and 0x01 in data become 0x02): status, detail, global_step, max_steps (a whole
 # number >= 0, else empty), the number of run ids,
 # then for each: where, type, value, wandb_step (stored beside the id: a whole number
-# >= 0, else empty); and a last field "end" (so that a jq cut short
+# >= 0, else empty), wandb_project and wandb_entity (beside it: a string as it is, null
+# empty, else JSON); and a last field "end" (so that a jq cut short
 # is told from one that answered). status is ok, bad (not usable) or more (the
 # windows are not sure).
 # shellcheck disable=SC2016 # jq variables, not shell ones
@@ -49,14 +54,18 @@ def ids:
       | .key as $k | .value | (if type == "array" then .[] else . end)
       | select(type == "object") | .args | select(type == "object")
       | select(has("wandb_run_id") and .wandb_run_id != null)
-      | ["stateful_callbacks.\($k).args.wandb_run_id", .wandb_run_id, .wandb_step]),
-    (select(has("wandb_run_id") and .wandb_run_id != null) | ["wandb_run_id", .wandb_run_id, null]) ];
+      | ["stateful_callbacks.\($k).args.wandb_run_id", .wandb_run_id, .wandb_step,
+         .wandb_project, .wandb_entity]),
+    (select(has("wandb_run_id") and .wandb_run_id != null)
+      | ["wandb_run_id", .wandb_run_id, null, null, null]) ];
 # A whole number >= 0 as text, else "".
 def natural: if type == "number" and . >= 0 and floor == . then tostring else "" end;
+# A string as it is, null as "", anything else as JSON.
+def text: if type == "string" then . elif . == null then "" else tojson end;
 def out($status; $detail; $step; $max; $ids):
   (([$status, $detail, $step, $max, ($ids | length | tostring)]
    + [$ids[] | .[0], (.[1] | type), (.[1] | if type == "string" then . else tojson end),
-      (.[2] | natural)])[]
+      (.[2] | natural), (.[3] | text), (.[4] | text)])[]
   | (explode | map(if . < 2 then 2 else . end) | implode), "\u0001"), "end\u0001";
 def step_of($o):
   if ($o | has("global_step") | not) then {err: "global_step missing from trainer_state.json"}
@@ -150,18 +159,22 @@ else
     else from_object($h.v + $t.v) end
 end'
 
-# Read a trainer_state.json.
-# Arguments: FILE
+# Read a trainer_state.json. STAMP: its identity (stat -c '%s %i %.9Y %.9Z') just
+# after the trainer saved it (wandb_resume::record_save), else the save record's.
+# Arguments: FILE [STAMP]
 # Sets (caller's locals): st_status (ok|missing|bad|fail|denied|vanished; denied:
 #   we may not read it; vanished: it was deleted while it was read), st_reason (for
 #   fail: which of our tools failed, also in error), st_step, st_max (max_steps when a
 #   whole number, else empty), st_where/st_type/st_value
 #   (arrays: the run ids found, in order), st_wstep (the wandb_step stored beside
-#   each, or empty).
+#   each, or empty), st_project and st_entity (beside each; when the caller has
+#   them: the save record holds them).
 wandb_resume::_read_state() {
-  local file=$1 head out n i size nul grep_out whole=1 text=unknown streamed=0
+  local file=$1 stamp=${2:-} head out n i size nul grep_out whole=1 text=unknown streamed=0
   local -a fields=()
+  [[ ${st_project@a} == *a* ]] || local -a st_project st_entity
   st_status=bad st_reason='' st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
+  st_project=() st_entity=()
   if [[ ! -e $file && ! -L $file ]]; then
     st_status=missing
     st_reason='trainer_state.json missing (HF writes it last: the save was probably interrupted)'
@@ -192,7 +205,7 @@ wandb_resume::_read_state() {
     return 0
   fi
   if ((${#head} < 4096)); then
-    size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
+    size=$(exec stat -L -c %s -- "$file" 2>/dev/null) || size=0
     if ((size > 4096)); then
       st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
       return 0
@@ -222,7 +235,7 @@ wandb_resume::_read_state() {
         ;;
     esac
     out='more'
-    if [[ $nul == 0 ]] && wandb_resume::_as_saved "$file"; then
+    if [[ $nul == 0 ]] && wandb_resume::_as_saved "$file" "$stamp"; then
       whole=0
       wandb_resume::_jq_bounded -j -R -s --arg mode window --arg head "$head" \
         --argjson window "$_WANDB_RESUME_WINDOW" "$_WANDB_RESUME_JQ_STATE" \
@@ -234,7 +247,7 @@ wandb_resume::_read_state() {
     if [[ $out == more* ]]; then
       # Not sure: a full parse.
       whole=1
-      size=$(stat -L -c %s -- "$file" 2>/dev/null) || size=0
+      size=$(exec stat -L -c %s -- "$file" 2>/dev/null) || size=0
       if ((size > _WANDB_RESUME_FULL_MAX)) && [[ $nul == 0 ]]; then
         # In pieces, on both cores (_read_split); when it is not sure, the slow way.
         if ! wandb_resume::_read_split "$file" && [[ $text == truncated ]]; then
@@ -295,20 +308,22 @@ wandb_resume::_read_state() {
   n=${fields[4]:-0}
   [[ $n =~ ^[0-9]+$ ]] || n=0
   for ((i = 0; i < n; i++)); do
-    st_where+=("${fields[5 + 4 * i]:-}")
-    st_type+=("${fields[6 + 4 * i]:-}")
-    st_value+=("${fields[7 + 4 * i]:-}")
-    st_wstep+=("${fields[8 + 4 * i]:-}")
+    st_where+=("${fields[5 + 6 * i]:-}")
+    st_type+=("${fields[6 + 6 * i]:-}")
+    st_value+=("${fields[7 + 6 * i]:-}")
+    st_wstep+=("${fields[8 + 6 * i]:-}")
+    st_project+=("${fields[9 + 6 * i]:-}")
+    st_entity+=("${fields[10 + 6 * i]:-}")
   done
   [[ $st_status == ok || -n $st_reason ]] || st_reason='trainer_state.json could not be read'
   # What jq parsed whole, Python's json must accept too (the windows read a file as
   # json.dumps wrote it).
   if [[ $st_status == ok ]] && ((whole)) && [[ $text != ok ]] && ! wandb_resume::_check_python_json "$file"; then
     [[ $st_status == @(fail|vanished) ]] || st_status=bad
-    st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
+    st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=() st_project=() st_entity=()
   fi
   if [[ $st_status == ok ]] && ((streamed)) && ! wandb_resume::_check_stream_gap "$file"; then
-    st_status=bad st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
+    st_status=bad st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=() st_project=() st_entity=()
   fi
 }
 
@@ -416,8 +431,8 @@ _WANDB_RESUME_STRINGS_LINE='^(?:[^"]|"(?:[^"\\]|\\.)*+")*+$'
 # The pieces of a large trainer_state.json (_read_split): about this many bytes each
 # (jq holds one at a time: ~7 times its size), and how far past that a line that
 # ends a log_history entry is looked for.
-_WANDB_RESUME_CHUNK=2097152
-_WANDB_RESUME_REACH=262144
+: "${_WANDB_RESUME_CHUNK:=2097152}"
+: "${_WANDB_RESUME_REACH:=262144}"
 
 # A large trainer_state.json parsed whole, in bounded memory and on two cores: the
 # file in HF's layout (indent 2: log_history's entries are the lines from
@@ -464,7 +479,7 @@ wandb_resume::_read_split() {
   [[ $head == *$'\n  "log_history": [\n'* ]] || return 1
   prefix=${head%%$'\n  "log_history": [\n'*}
   open_end=$((${#prefix} + 19))
-  stamp=$(stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
+  stamp=$(exec stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
   size=${stamp%% *}
   IFS= read -r -d '' win < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" 2>/dev/null)
   # (bash matches a pattern with a leading * in time that grows with the square of
@@ -509,7 +524,7 @@ wandb_resume::_read_split() {
     ((mid)) && IFS= read -r -d '' a <&"$fa"
     IFS= read -r -d '' b <&"$fb"
     # (the second jq's fields last: they may hold any byte but NUL)
-    printf '%s\4%s\4%s' "$a" "$(stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null)" "$b"
+    printf '%s\4%s\4%s' "$a" "$(exec stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null)" "$b"
   )
   case ${res%%$'\4'*} in
     0) text=bad ;;
@@ -585,20 +600,4 @@ wandb_resume::_split_stream() {
   [[ $part == first ]] && return 0
   printf '{"":0'
   cat
-}
-
-# Is FILE (CHECKPOINT/trainer_state.json) still exactly as the trainer saved it? True
-# when CHECKPOINT/../.train-resume/saved/<name of CHECKPOINT> (written by
-# train_resume's callback right after the save) holds the file's size, inode, mtime
-# and ctime, as `stat -c '%s %i %.9Y %.9Z'` prints them. Arguments: FILE
-wandb_resume::_as_saved() {
-  local file=$1 dir rec line now
-  [[ $file == */* ]] || return 1
-  dir=${file%/*}
-  rec=.train-resume/saved/$dir
-  [[ $dir == */* ]] && rec=${dir%/*}/.train-resume/saved/${dir##*/}
-  [[ -f $rec && -r $rec ]] || return 1
-  IFS= read -r -N 200 line <"$rec" || [[ -n $line ]] || return 1
-  now=$(stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
-  [[ ${line%$'\n'} == "$now" ]]
 }

@@ -20,7 +20,7 @@ wandb_resume::_jq_bounded() {
   local rc=0
   out=$(
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
-    jq "$@" 2>&1
+    exec jq "$@" 2>&1
   ) || rc=$?
   if ((rc == 0)) && [[ $out == *$'end\1' ]]; then
     return 0
@@ -36,7 +36,7 @@ wandb_resume::_grep_bounded() {
   local rc=0
   grep_out=$(
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
-    grep "$@" 2>&1
+    exec grep "$@" 2>&1
   ) || rc=$?
   ((rc <= 1)) && return "$rc"
   [[ $grep_out == *'memory exhausted'* ]] && return 2

@@ -70,28 +70,31 @@ resume_from_checkpoint in --config; otherwise latest. A checkpoint is complete
 when its trainer_state.json is readable, one JSON object a full parse accepts
 (no NUL bytes, no byte order mark, valid UTF-8, no number such as 01 or .5 that
 jq takes and Python's json refuses; only its ends are read while it is as the
-trainer saved it, per OUTPUT_DIR/.train-resume/saved/NAME, recorded by our
-callback once every rank has saved: a newer checkpoint without a record did not
-finish its save) and its global_step is N, and the files a resume loads are there and
-whole: model weights (a folder without them is not complete; safetensors offsets
-fit the file, every shard of an index), optimizer.pt, scheduler.pt,
-rng_state.pth (torch zip files end with their end record); a weights-only
-(save_only_model) one is skipped unless --allow-weights-only; incomplete ones
-are skipped with a warning when looking for the latest, and are an error when
-named explicitly. No checkpoint at all means a new run; checkpoints but none
-complete is an error (start over on purpose with --checkpoint none). A failure
-of jq or grep themselves is an error, never a skipped checkpoint. A checkpoint
-the trainer failed to load (recorded by the Python hook in
-OUTPUT_DIR/.train-resume/failed/NAME) is skipped with the recorded error, unless
-its trainer_state.json is newer than the record; --forget-failed clears the
-records. A checkpoint already at its run's max_steps is resumed with a warning;
+trainer saved it) and its global_step is N, and the files a resume loads are
+there and whole: model weights (a folder without them is not complete;
+safetensors offsets fit the file, every shard of an index), optimizer.pt,
+scheduler.pt, rng_state.pth (torch zip files end with their end record). The
+save record OUTPUT_DIR/.train-resume/saved/NAME, written by this check when our
+callback has every rank's save done (a newer checkpoint without one did not
+finish its save), answers instead while the checkpoint's files all match it (one
+stat; only trainer_state.json is read again, for NUL bytes); any change, and the
+files are checked again. A weights-only (save_only_model) one is skipped unless
+--allow-weights-only; incomplete ones are skipped with a warning when looking
+for the latest, and are an error when named explicitly. No checkpoint at all
+means a new run; checkpoints but none complete is an error (start over on
+purpose with --checkpoint none). A failure of jq or grep themselves is an error,
+never a skipped checkpoint. A checkpoint the trainer failed to load (recorded by
+the Python hook in OUTPUT_DIR/.train-resume/failed/NAME) is skipped with the
+recorded error, unless its trainer_state.json is newer than the record;
+--forget-failed clears the records. A checkpoint already at its run's max_steps
+is resumed with a warning;
 so is the one where the trainer's end record (OUTPUT_DIR/.train-resume/ended,
 written by our callback at train end) says the run stopped by its own rule
 before max_steps (should_training_stop: EarlyStoppingCallback).
-The checkpoint it would take being unreadable to us is an error (owner, mode,
-user), not a skip; one deleted while it is checked is passed over and the output
-dir listed again. --checkpoint none beside complete checkpoints warns, naming
-them and the one the next plain restart resumes.
+The checkpoint it would take being unreadable to us
+is an error (owner, mode, user), not a skip; one deleted while it is checked is
+passed over and the output dir listed again. --checkpoint none beside complete
+checkpoints warns, naming them and the one the next plain restart resumes.
 Only a load failure that is the checkpoint's own is recorded: not an I/O error
 that may pass (EIO, ESTALE, a lost file system), a timeout or a permission
 problem; after those the next start tries the same checkpoint again.

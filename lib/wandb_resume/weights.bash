@@ -9,7 +9,8 @@
 # Part of lib/wandb_resume.sh.
 
 # The largest safetensors header we read (safetensors itself refuses over 100 MB).
-_WANDB_RESUME_ST_HEADER_MAX=104857600
+# (a default: this part is sourced when first used, and a caller may have set it before)
+: "${_WANDB_RESUME_ST_HEADER_MAX:=104857600}"
 # One tensor's place in a safetensors header (ERE).
 _WANDB_RESUME_ST_OFFSETS='"data_offsets":[[:space:]]*\[[[:space:]]*[0-9]+[[:space:]]*,[[:space:]]*[0-9]+[[:space:]]*\]'
 
@@ -17,7 +18,7 @@ _WANDB_RESUME_ST_OFFSETS='"data_offsets":[[:space:]]*\[[[:space:]]*[0-9]+[[:spac
 # good). A folder without model weights (only trainer_state.json, say) is not
 # complete: the trainer cannot resume from it ("Can't find a valid checkpoint").
 # Arguments: DIR. Reads: allow_weights_only. Sets: c_reason ("" when fine),
-# error (a tool of ours failed). Returns: 0 fine, 1 not (c_reason), 2 tool failure,
+# error (a tool of ours failed), w_only=1 when it is weights-only and allowed. Returns: 0 fine, 1 not (c_reason), 2 tool failure,
 # 3 we may not read a file (c_reason), 4 a file vanished while it was checked
 # (c_reason: deleted meanwhile, so whatever the check said is not to be trusted).
 wandb_resume::_check_weights() {
@@ -78,10 +79,11 @@ wandb_resume::_check_weights_in() {
   ((${#rng[@]})) && has_rng=1
   if ((!has_opt && !has_sched && !has_rng)); then
     if ((${allow_weights_only:-0})); then
+      w_only=1
       wandb_resume::_check_weight_files
       return
     fi
-    c_reason='weights only (saved with save_only_model: no optimizer.pt, scheduler.pt or rng_state.pth): the trainer would go on with a fresh optimizer and scheduler, a different run; --allow-weights-only resumes from it anyway'
+    c_reason=$_WANDB_RESUME_WEIGHTS_ONLY
     return 1
   elif ((!has_opt)); then
     c_reason='optimizer.pt missing (the trainer would go on with a fresh optimizer, a different run)'
@@ -104,7 +106,7 @@ wandb_resume::_check_weights_in() {
 wandb_resume::_index_shards() {
   local out size rc=0
   shards=()
-  size=$(stat -L -c %s -- "$1" 2>/dev/null) || size=0
+  size=$(exec stat -L -c %s -- "$1" 2>/dev/null) || size=0
   if ((size > 67108864)); then
     c_reason="${1##*/} is $size bytes (over 64 MiB: not an index HF writes)"
     return 1
@@ -112,7 +114,7 @@ wandb_resume::_index_shards() {
   # shellcheck disable=SC2016 # jq program
   out=$(
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
-    jq -j 'if (.weight_map | type) != "object" then "bad\u0001"
+    exec jq -j 'if (.weight_map | type) != "object" then "bad\u0001"
       else ([.weight_map[]] | unique | map(select(type == "string")))
         | if any(test("^$|/|^\\.\\.?$|[\u0000-\u001f]")) then "bad\u0001"
           else (.[] | . + "\u0001") end end, "end\u0001"' "$1" 2>&1

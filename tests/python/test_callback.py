@@ -1,13 +1,15 @@
 """WandbResumeCallback with a real tiny transformers.Trainer and real offline W&B."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TRAIN_RESUME, run, shim
+from conftest import ROOT, TRAIN_RESUME, clean_env, run, shim
 
 pytest.importorskip("transformers")
 pytest.importorskip("wandb")
@@ -66,11 +68,34 @@ def stat_line(path):
     return result.stdout
 
 
-def test_every_save_is_recorded_as_the_decision_sees_the_file(first_run):
-    work, out, _, _ = first_run
+def record_lines(out, step):
+    return (out / ".train-resume" / "saved" / f"checkpoint-{step}").read_text().splitlines()
+
+
+def test_every_save_is_recorded_by_the_librarys_check_as_the_decision_sees_it(first_run):
+    """The bash library checked each save and wrote its record (format 2): the state's
+    identity, its step and run id, the identity of every file of the checkpoint."""
+    work, out, _, info = first_run
     for step in (2, 4):
-        record = out / ".train-resume" / "saved" / f"checkpoint-{step}"
-        assert record.read_text() == stat_line(out / f"checkpoint-{step}" / "trainer_state.json")
+        ckpt = out / f"checkpoint-{step}"
+        lines = record_lines(out, step)
+        assert lines[:3] == [
+            "train-resume-save-record 2",
+            f"state {stat_line(ckpt / 'trainer_state.json').strip()}",
+            "checked complete",
+        ]
+        assert f"global_step {step}" in lines and lines[-1] == "end"
+        ids = [line.split("\t") for line in lines if line.startswith("id ")]
+        assert ids[0][:3] == [
+            "id stateful_callbacks.WandbResumeCallback.args.wandb_run_id",
+            "string",
+            info["run_id"],
+        ]
+        entries = {line.rsplit(" ", 1)[1]: line for line in lines if line.startswith("entry ")}
+        assert sorted(entries) == sorted(p.name for p in ckpt.iterdir())
+        assert entries["model.safetensors"] == (
+            f"entry {stat_line(ckpt / 'model.safetensors').strip()} model.safetensors"
+        )
     assert not list(out.glob("checkpoint-*/.train-resume"))  # nothing of ours inside
 
 
@@ -105,6 +130,48 @@ def test_the_end_is_not_recorded_in_an_output_dir_the_trainer_left_absent_or_emp
     (tmp_path / "empty").mkdir()
     record_end(str(tmp_path / "empty"), reason="max_steps", step=1, max_steps=1)
     assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_a_process_killed_while_the_library_checks_its_save_has_committed_it(tmp_path):
+    """The record of the state's identity is written before the library runs: killed
+    meanwhile (a `bash` on PATH that never returns stands for the library at work), the
+    save is committed all the same."""
+    from examples.demo import kill_tree
+
+    ckpt = tmp_path / "out" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text('{"global_step": 2}')
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bash").write_text(f'#!/bin/sh\ntouch "{tmp_path}/checking"\nexec sleep 600\n')
+    (fake / "bash").chmod(0o755)
+    env = clean_env(PATH=f"{fake}{os.pathsep}{os.environ['PATH']}")
+    code = "import sys; from train_resume.callback import record_save; record_save(sys.argv[1])"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(ckpt)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "checking").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        kill_tree(proc)
+    record = tmp_path / "out" / ".train-resume" / "saved" / "checkpoint-2"
+    assert record.read_text() == stat_line(ckpt / "trainer_state.json")
+
+
+def test_without_the_bash_library_the_record_holds_the_states_identity(tmp_path, monkeypatch):
+    """Where the library cannot be run, the record is the format before (the state's
+    identity alone), which the decision still reads: a commit marker all the same."""
+    from train_resume import hook
+    from train_resume.callback import record_save
+
+    monkeypatch.setitem(hook._found, "lib", None)
+    ckpt = tmp_path / "checkpoint-2"
+    ckpt.mkdir()
+    (ckpt / "trainer_state.json").write_text('{"global_step": 2}')
+    record_save(str(ckpt))
+    record = tmp_path / ".train-resume" / "saved" / "checkpoint-2"
+    assert record.read_text() == stat_line(ckpt / "trainer_state.json")
 
 
 def test_save_records_of_checkpoints_that_are_gone_are_removed(tmp_path):

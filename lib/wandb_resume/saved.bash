@@ -1,0 +1,348 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
+#
+# saved.bash: the save records, OUTPUT_DIR/.train-resume/saved/checkpoint-N. The
+# trainer callback (train_resume/callback.py) has wandb_resume::record_save write one
+# after every save, once every rank has finished it: it is the save's commit marker
+# (a newer checkpoint without one did not finish: _unfinished_save), and it holds what
+# the decision would otherwise work out at every restart, checked by the decision's own
+# code when it is written. While the files still match it, the decision reads nothing
+# else (_record_holds).
+# Part of lib/wandb_resume.sh.
+#
+# The record, format 2 (written whole: a temporary file, then a rename):
+#   train-resume-save-record 2
+#   state SIZE INODE MTIME CTIME        trainer_state.json as saved (stat -L -c '%s %i %.9Y %.9Z')
+#   checked complete                    or `checked incomplete: REASON`, `checked unsure: WHY`
+# and only after `checked complete`:
+#   global_step N
+#   max_steps M                         (empty when not a whole number)
+#   weights full                        or `weights only` (no optimizer, scheduler or RNG state)
+#   kb K                                du -sk of the checkpoint (the free-space warning)
+#   id WHERE<TAB>TYPE<TAB>VALUE<TAB>WANDB_STEP<TAB>PROJECT<TAB>ENTITY   (each run id found)
+#   dir SIZE INODE MTIME CTIME          the checkpoint folder (an entry added, removed or
+#                                       renamed changes its mtime and ctime)
+#   entry SIZE INODE MTIME CTIME NAME   every entry of the folder (its top level; the
+#                                       check reads nothing elsewhere): a write changes
+#                                       size, mtime or ctime (ctime even with mtime set
+#                                       back), a file replaced has another inode
+# and last:
+#   end
+# Format 1 (train_resume before issue 21) is the `state` line's four fields alone: the
+# state's identity, read as before (the ends of a large state), nothing else vouched.
+# Anything else in saved/ is still a commit marker (_unfinished_save), and vouches for
+# nothing.
+_WANDB_RESUME_RECORD_HEADER='train-resume-save-record 2'
+_WANDB_RESUME_STAT_FMT='%s %i %.9Y %.9Z'
+# One identity as stat prints it with _WANDB_RESUME_STAT_FMT (ERE).
+_WANDB_RESUME_STAT_RE='[0-9]+ [0-9]+ [0-9]+\.[0-9]{9} [0-9]+\.[0-9]{9}'
+# Up to this size, the NUL grep is grep -P (_has_nul).
+_WANDB_RESUME_PCRE_MAX=8388608
+
+# The save record of a checkpoint DIR. Arguments: DIR. Sets: rec.
+wandb_resume::_record_path() {
+  local dir=${1%/}
+  rec=.train-resume/saved/$dir
+  [[ $dir == */* ]] && rec=${dir%/*}/.train-resume/saved/${dir##*/}
+}
+
+# Write the save record of each CHECKPOINT (wandb_resume::record_save).
+# Returns: 0 every record written, 1 one could not be written or a checkpoint could
+#   not be checked (said on stderr), 2 usage error.
+wandb_resume::_record_save_cmd() {
+  local ck rc=0 quiet=0
+  local -a skipped=() warnings=()
+  if (($# == 0)); then
+    printf 'usage: wandb_resume::record_save CHECKPOINT...\n' >&2
+    return 2
+  fi
+  for ck; do
+    wandb_resume::_record_one "$ck" || rc=1
+  done
+  return "$rc"
+}
+
+# Check one checkpoint DIR as the decision does (weights-only allowed: the record
+# says which it is), and write its record. Nothing when DIR holds no
+# trainer_state.json (nothing was saved there). The state's identity is taken
+# before the check and vouched for (the caller just saved it: json.dumps wrote it
+# whole), as a format 1 record vouches for it at every restart; every entry's
+# identity is taken before and after the check, and the check is recorded only when
+# nothing changed meanwhile. Arguments: DIR. Returns: 0 written (complete or not), 1
+# not written, or a tool of ours failed (said on stderr).
+wandb_resume::_record_one() {
+  local dir=${1%/} rec folder tmp before='' after line kb state_id='' name i rc=0 checked clock=0
+  local c_reason='' error='' st_status='' st_reason='' st_step='' st_max='' w_only=0
+  local allow_weights_only=1 forget_failed=0 text GLOBSORT=name
+  local -a st_where=() st_type=() st_value=() st_wstep=() st_project=() st_entity=() entries=() ids=()
+  [[ -n $dir ]] || dir=/
+  [[ -f $dir/trainer_state.json ]] || return 0
+  wandb_resume::_record_path "$dir"
+  folder=${rec%/*} tmp=${rec%/*}/.${rec##*/}.$BASHPID
+  if ! mkdir -p -- "$folder" 2>/dev/null || ! : 2>/dev/null >"$tmp"; then
+    wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
+    return 1
+  fi
+  entries=("$dir"/*)
+  wandb_resume::_record_before || clock=$?
+  ((clock == 1)) && before=''
+  i=0
+  while IFS= read -r line; do
+    ((i > 0)) && [[ ${entries[i - 1]} == "$dir/trainer_state.json" ]] && state_id=$line
+    i=$((i + 1))
+  done <<<"$before"
+  if [[ ! $state_id =~ ^$_WANDB_RESUME_STAT_RE$ ]]; then
+    checked="unsure: trainer_state.json could not be looked at"
+  elif ((clock)); then
+    checked="unsure: the file system's clock did not pass the save's last write"
+  else
+    wandb_resume::_check_files "$dir" "$state_id"
+    rc=$?
+    after=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$dir" "${entries[@]}" 2>/dev/null) || after=''
+    if ((rc == 2)); then
+      checked="unsure: $error"
+    elif ((rc != 0)); then
+      checked="incomplete: $c_reason"
+    elif [[ $before != "$after" ]]; then
+      checked='unsure: it changed while it was checked'
+    else
+      checked=complete
+      for name in "${entries[@]##*/}"; do
+        [[ $name == *[[:cntrl:]]* ]] && checked='unsure: a file name with control characters'
+      done
+      for ((i = 0; i < ${#st_where[@]}; i++)); do
+        ids+=("${st_where[i]}"$'\t'"${st_type[i]}"$'\t'"${st_value[i]}"$'\t'"${st_wstep[i]}"$'\t'"${st_project[i]:-}"$'\t'"${st_entity[i]:-}")
+        [[ ${ids[i]//$'\t'/} == *[[:cntrl:]]* ]] && checked='unsure: a run id with control characters'
+      done
+      [[ $st_step$st_max == *[[:cntrl:]]* ]] && checked='unsure: control characters'
+      kb=$(exec du -sk -- "$dir" 2>/dev/null) && kb=${kb%%[[:space:]]*}
+      [[ $kb =~ ^[0-9]+$ ]] || checked='unsure: du failed'
+    fi
+  fi
+  checked=${checked//[[:cntrl:]]/ }
+  text="$_WANDB_RESUME_RECORD_HEADER"$'\n'"state $state_id"$'\n'"checked $checked"$'\n'
+  if [[ $checked == complete ]]; then
+    text+="global_step $st_step"$'\n'"max_steps $st_max"$'\n'
+    ((w_only)) && text+=$'weights only\n' || text+=$'weights full\n'
+    text+="kb $kb"$'\n'
+    for line in "${ids[@]}"; do
+      text+="id $line"$'\n'
+    done
+    i=0
+    while IFS= read -r line; do
+      if ((i == 0)); then
+        text+="dir $line"$'\n'
+      else
+        text+="entry $line ${entries[i - 1]##*/}"$'\n'
+      fi
+      i=$((i + 1))
+    done <<<"$after"
+  fi
+  text+=$'end\n'
+  if ! printf '%s' "$text" 2>/dev/null >"$tmp" || ! mv -f -- "$tmp" "$rec" 2>/dev/null; then
+    rm -f -- "$tmp" 2>/dev/null
+    wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
+    return 1
+  fi
+  case $checked in
+    complete) ;;
+    incomplete*)
+      wandb_resume::_warn "$dir, just saved, is not complete for a resume: $c_reason (a restart passes it over)"
+      ;;
+    *)
+      wandb_resume::_warn "$dir: its save record vouches only for trainer_state.json (${checked#unsure: }): a restart checks the rest again"
+      ((rc == 2)) && return 1
+      ;;
+  esac
+  return 0
+}
+
+# The identities of DIR and its entries before _record_one checks them, taken once
+# the file system's clock has moved past every ctime among them: a file written in
+# the same tick as the save's last write (the coarse clock of file times is a few ms)
+# could keep its identity, but one written after this stat gets a later ctime. The
+# tick is read from the ctime of TMP, just written, stat'ed first in the same stat
+# (a few tries, 5 ms apart; the check itself takes longer than a tick, so the first
+# try nearly always does). Reads (_record_one's): tmp, dir, entries.
+# Sets: before (without TMP's line). Returns: 0, 1 stat failed, 2 no try saw the
+#   clock pass (a ctime in the future: the clock set back).
+wandb_resume::_record_before() {
+  local try out probe line t
+  for try in 1 2 3 4 5 6 7 8; do
+    : 2>/dev/null >"$tmp" || return 1
+    out=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$tmp" "$dir" "${entries[@]}" 2>/dev/null) || return 1
+    probe=${out%%$'\n'*} before=${out#*$'\n'}
+    probe=${probe##* } probe=${probe/./}
+    t=ok
+    while IFS= read -r line; do
+      line=${line##* } line=${line/./}
+      ((10#$line < 10#$probe)) || t=''
+    done <<<"$before"
+    [[ -n $t ]] && return 0
+    sleep 0.005 2>/dev/null
+  done
+  return 2
+}
+
+# Does the save record of checkpoint DIR vouch for it (format 2, `checked complete`),
+# and do all its files still match it? Its entries are the folder's (a glob); one
+# stat over the folder and every entry;
+# then one grep for NUL bytes in trainer_state.json, which a crash can leave in
+# blocks never written even under a record that reached the disk. Nothing else is
+# read, and nothing read is evaluated. Arguments: DIR
+# Sets (on 0): the st_* of the state as recorded (st_status=ok), w_only, st_kb.
+# Returns: 0 it holds, 1 it does not (no record, another format, a mismatch, NUL
+#   bytes, a tool that failed: the caller checks the files as without a record).
+wandb_resume::_record_holds() {
+  local dir=${1%/} rec text line key value expect='' now got=0 grep_out error
+  local step='' max='' weights='' kb='' where type id wstep project entity state=0 size=''
+  local -a lines=() args=() r_where=() r_type=() r_value=() r_wstep=() r_project=() r_entity=()
+  local - IFS=$'\n' GLOBSORT=name # (the record's lines are split, never globbed: set -f)
+  wandb_resume::_record_path "$dir"
+  [[ -f $rec ]] || return 1
+  IFS= read -r -d '' -N 65536 text 2>/dev/null <"$rec"
+  [[ $text == "$_WANDB_RESUME_RECORD_HEADER"$'\n'*$'\nchecked complete\n'*$'\nend\n' ]] || return 1
+  set -f
+  # shellcheck disable=SC2206 # split on newlines (IFS), with globbing off
+  lines=($text)
+  set +f
+  args=("$dir")
+  for line in "${lines[@]:1}"; do
+    key=${line%% *} value=${line#* }
+    [[ $line == *' '* ]] || value=''
+    case $key in
+      checked | end) ;;
+      state)
+        [[ $value =~ ^$_WANDB_RESUME_STAT_RE$ ]] || return 1
+        size=${value%% *}
+        ;;
+      global_step) step=$value ;;
+      max_steps) max=$value ;;
+      weights) weights=$value ;;
+      kb) kb=$value ;;
+      id)
+        # WHERE TYPE VALUE WANDB_STEP PROJECT ENTITY, TAB-separated (five tabs)
+        id=${value//[!$'\t']/}
+        ((${#id} == 5)) || return 1
+        where=${value%%$'\t'*} value=${value#*$'\t'}
+        type=${value%%$'\t'*} value=${value#*$'\t'}
+        id=${value%%$'\t'*} value=${value#*$'\t'}
+        wstep=${value%%$'\t'*} value=${value#*$'\t'}
+        project=${value%%$'\t'*} entity=${value#*$'\t'}
+        [[ -z $wstep || $wstep =~ ^[0-9]{1,18}$ ]] || return 1
+        r_where+=("$where") r_type+=("$type") r_value+=("$id") r_wstep+=("$wstep")
+        r_project+=("$project") r_entity+=("$entity")
+        ;;
+      dir)
+        [[ $value =~ ^$_WANDB_RESUME_STAT_RE$ && $got == 0 ]] || return 1
+        expect=$value got=1
+        ;;
+      entry)
+        [[ $value =~ ^($_WANDB_RESUME_STAT_RE)\ ([^/]+)$ && $got == 1 ]] || return 1
+        [[ ${BASH_REMATCH[2]} != @(.|..) ]] || return 1
+        expect+=$'\n'${BASH_REMATCH[1]}
+        args+=("$dir/${BASH_REMATCH[2]}")
+        [[ ${BASH_REMATCH[2]} == trainer_state.json ]] && state=1
+        ;;
+      *) return 1 ;;
+    esac
+  done
+  # The state is one of the entries; the folder's step is the record's.
+  [[ $got == 1 && $state == 1 && $step =~ ^[0-9]{1,18}$ && (-z $max || $max =~ ^[0-9]{1,18}$) &&
+    $weights == @(full|only) && $kb =~ ^[0-9]+$ ]] || return 1
+  [[ ${dir##*/} != checkpoint-+([0-9]) || ${dir##*/checkpoint-} == "$step" ]] || return 1
+  # Every entry of the folder, and only those (as _record_one lists them).
+  local -a here=("$dir"/*)
+  ((${#here[@]} == ${#args[@]} - 1)) || return 1
+  for key in "${!here[@]}"; do
+    [[ ${here[key]} == "${args[key + 1]}" ]] || return 1
+  done
+  now=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "${args[@]}" 2>/dev/null) || return 1
+  [[ $now == "$expect" ]] || return 1
+  [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
+  wandb_resume::_has_nul "$dir/trainer_state.json" "$size" && return 1
+  st_status=ok st_reason='' st_step=$step st_max=$max
+  st_where=("${r_where[@]}") st_type=("${r_type[@]}") st_value=("${r_value[@]}")
+  st_wstep=("${r_wstep[@]}") st_project=("${r_project[@]}") st_entity=("${r_entity[@]}")
+  w_only=0
+  [[ $weights == only ]] && w_only=1
+  st_kb=$kb
+  return 0
+}
+
+# Does FILE (of SIZE bytes) hold a NUL byte? One grep, bounded in memory: up to
+# _WANDB_RESUME_PCRE_MAX bytes with -P '\x00' (no pattern to write first: a process
+# less), larger with -F and a NUL from a pipe (PCRE takes ~10 times as long on 173 MB).
+# Arguments: FILE SIZE. Returns: 0 it does, or not known (grep failed); 1 it does not.
+wandb_resume::_has_nul() {
+  local grep_out error rc=3
+  if (($2 <= _WANDB_RESUME_PCRE_MAX)); then
+    wandb_resume::_grep_bounded -q -a -P '\x00' -- "$1"
+    rc=$?
+  fi
+  # (also where grep has no -P)
+  if ((rc == 3)); then
+    wandb_resume::_grep_bounded -q -a -F -f <(printf '\0') -- "$1"
+    rc=$?
+  fi
+  ((rc != 1))
+}
+
+# The identity of trainer_state.json in the save record of checkpoint DIR, format 2
+# (its `state` line) or 1 (its only line). Arguments: DIR. Sets: stamp ("" when none).
+wandb_resume::_record_state() {
+  local rec line
+  stamp=''
+  wandb_resume::_record_path "$1"
+  [[ -f $rec && -r $rec ]] || return 0
+  IFS= read -r -d '' -N 256 line 2>/dev/null <"$rec"
+  if [[ $line == "$_WANDB_RESUME_RECORD_HEADER"$'\nstate '* ]]; then
+    line=${line#*$'\nstate '}
+  fi
+  line=${line%%$'\n'*}
+  [[ $line =~ ^$_WANDB_RESUME_STAT_RE$ ]] && stamp=$line
+  return 0
+}
+
+# Is FILE (CHECKPOINT/trainer_state.json) still exactly as the trainer saved it? True
+# when its identity (size, inode, mtime, ctime, as stat -c '%s %i %.9Y %.9Z' prints
+# them) is STAMP, else the one the checkpoint's save record holds (written right after
+# the save: _record_one). Arguments: FILE [STAMP]
+wandb_resume::_as_saved() {
+  local file=$1 stamp=${2:-} now
+  [[ $file == */* ]] || return 1
+  [[ -n $stamp ]] || wandb_resume::_record_state "${file%/*}"
+  [[ -n $stamp ]] || return 1
+  now=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$file" 2>/dev/null) || return 1
+  [[ $now == "$stamp" ]]
+}
+
+# A save that did not finish on every rank. The callback records a save
+# (OUTPUT_DIR/.train-resume/saved/checkpoint-N) once every rank has finished it; so in
+# an output dir whose saves are recorded, a checkpoint-N newer than the oldest recorded
+# one that has no record of its own was cut short after rank 0's trainer_state.json
+# (another rank's files, or a subclass's extras such as TRL's entropy_ctrl_state.json,
+# not written). Checkpoints older than the records, and dirs with no records, are
+# judged by their files alone. The oldest record is looked for once per output dir
+# (rec_oldest: none, or its step; a caller's local, else ours).
+# Arguments: DIR (a checkpoint). Sets: c_reason when it did not finish.
+# Returns: 0 it did not finish, 1 no sign of that.
+wandb_resume::_unfinished_save() {
+  local dir=${1%/} name parent f n number='@([1-9])*([0-9])'
+  [[ -n ${rec_oldest+set} ]] || local rec_oldest=''
+  name=${dir##*/} parent=.
+  [[ $dir == */* ]] && parent=${dir%/*}
+  [[ $name =~ ^checkpoint-([1-9][0-9]{0,17})$ ]] || return 1
+  n=${BASH_REMATCH[1]}
+  [[ -e $parent/.train-resume/saved/$name ]] && return 1
+  if [[ -z $rec_oldest ]]; then
+    rec_oldest=none
+    # (an extglob pattern from a variable: the caller may have sourced us without extglob)
+    for f in "$parent"/.train-resume/saved/checkpoint-$number; do
+      f=${f##*/checkpoint-}
+      ((${#f} <= 18)) && [[ $rec_oldest == none || $f -lt $rec_oldest ]] && rec_oldest=$f
+    done
+  fi
+  [[ $rec_oldest != none ]] && ((n > rec_oldest)) || return 1
+  c_reason="its save did not finish on every rank: no save record, though the saves from checkpoint-$rec_oldest on are recorded (.train-resume/saved/; the callback records a save once every rank has finished it): killed after rank 0 wrote trainer_state.json, before another rank (or the trainer's own extras, such as TRL's entropy_ctrl_state.json) had finished"
+}
