@@ -152,6 +152,7 @@ def main():
         f"{rows[0][1] / venv_pass:.2f}"
     )
     print_paths(trees, runs, interpreter)
+    print_floor(trees, runs, interpreter)
     print_job_cost(trees, runs)
     print_source_cost(runs)
     print_bootstrap_cost(runs)
@@ -249,6 +250,45 @@ def print_paths(trees, runs, interpreter):
             )
     after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nload average: {before} before, {after} after ({os.cpu_count()} cores)")
+
+
+def print_floor(trees, runs, interpreter):
+    """Where the typical decision under a save record spends its time, part by part, each
+    run as a process of its own and all in turn (3 x RUNS rounds, medians): the shebang's
+    env and bash; bin/train-resume --version (the library sourced, nothing decided); each
+    of the three programs the decision starts (stat over the newest checkpoint's entries,
+    the NUL grep, df); the decision; and `python -c pass`. What is left of the decision
+    after the first two and the programs is its own bash work."""
+    tree = trees / "typical"
+    newest = max(tree.glob("checkpoint-*"), key=lambda p: int(p.name[11:]))
+    state = str(newest / "trainer_state.json")
+    entries = [str(newest), *sorted(str(p) for p in newest.iterdir())]
+    parts = {
+        "env + bash": ["/usr/bin/env", "bash", "-c", ":"],
+        "--version (+ the library)": [str(TRAIN_RESUME), "--version"],
+        "stat": ["stat", "-L", "-c", "%s %i %.9Y %.9Z", "--", *entries],
+        "grep (NULs)": ["grep", "-q", "-a", "-P", "\\x00", "--", state],
+        "df": ["df", "-Pk", "--", str(tree)],
+        "the decision": [str(TRAIN_RESUME), "-q", "-o", str(tree), "--explain", "--json"],
+        "python -c pass": [interpreter, "-c", "pass"],
+    }
+    times = {name: [] for name in parts}
+    for _ in range(3 * runs):
+        for name, cmd in parts.items():
+            start = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - start)
+    med = {name: statistics.median(t) * 1000 for name, t in times.items()}
+    programs = med["stat"] + med["grep (NULs)"] + med["df"]
+    own = med["the decision"] - med["--version (+ the library)"] - programs
+    print(
+        "\nthe typical decision under a save record, part by part (each a process, all in "
+        f"turn, {3 * runs} rounds, medians): "
+        + "; ".join(f"{name} {ms:.1f} ms" for name, ms in med.items())
+        + f"; so the three programs {programs:.1f} ms, the decision's own bash work "
+        f"{own:.1f} ms; the decision / python -c pass = "
+        f"{med['the decision'] / med['python -c pass']:.2f}"
+    )
 
 
 def run_tasks(cmd, jobs, env):
