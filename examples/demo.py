@@ -13,7 +13,7 @@ checkpoint and the W&B run id kept with it, and the run finishes. The report sho
 the run id of each segment (the same), the checkpoint resumed from, global_step
 continuing, and two pictures: runs/demo/resume.png (the trainer's log) and
 runs/demo/wandb-history.png (the W&B history as the run's .wandb files hold it: the
-killed segment, the replayed steps kept out of W&B, the resumed segment; the README's
+killed segment, the replayed steps kept out of W&B, the resumed segment; docs/wandb.md's
 docs/wandb-history.png is a copy).
 
 The helpers here are also used by the end-to-end tests (tests/python/test_e2e.py,
@@ -341,7 +341,7 @@ def wandb_files(out):
 def main():
     out = ROOT / "runs" / "demo"
     # Not at an epoch boundary (8 steps here): transformers does not restore the data
-    # order exactly there (README: "Known limits").
+    # order exactly there (docs/troubleshooting.md: "Known limits").
     max_steps, save_steps = 30, 10
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)

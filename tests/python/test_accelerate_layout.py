@@ -1,7 +1,7 @@
 """Other checkpoint layouts get the truth: a real Accelerate loop
 (tests/python/shapes/accelerate_loop.py) saving with accelerator.save_state, in Accelerate's
 own layout (OUT/checkpoints/checkpoint_<i>) and in OUT/checkpoint-<step> folders, under
-train-resume as the README's "Custom training loops" shows; SIGKILLed after a save and
+train-resume as docs/python.md's "Custom training loops" shows; SIGKILLed after a save and
 started again with the same command, it resumes itself. The decision names such folders
 as what they are (an Accelerate save_state folder, not a Trainer checkpoint), never
 "probably interrupted".
@@ -84,8 +84,9 @@ def test_accelerate_s_own_layout_is_named_and_the_loop_resumes_itself(tmp_path):
 def test_save_state_in_checkpoint_n_folders_is_named_and_the_documented_way_resumes(tmp_path):
     out = tmp_path / "out"
     loop = [sys.executable, LOOP, "--output_dir", out, "--layout", "checkpoint-N"]
-    # The README's way for such a loop: the decision starts nothing itself (the loop
-    # resumes its own folders); train-resume still gives the lock and supervise.
+    # The documented way for such a loop (docs/python.md): the decision starts nothing
+    # itself (the loop resumes its own folders); train-resume still gives the lock and
+    # supervise.
     cmd = [TRAIN_RESUME, "-o", out, "--checkpoint", "none", "--", *loop]
     env = clean_env()
     saved = out / "checkpoint-2" / "custom_checkpoint_0.pkl"

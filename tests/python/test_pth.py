@@ -10,7 +10,7 @@ A run script overwrites PYTHONPATH (taking train-resume's bootstrap off it) befo
 starts the trainer; the job is SIGKILLed after a checkpoint and started again:
 
 - installed (wheel or editable): the trainer resumes, through the .pth;
-- absent: the limit, as documented (README, "When the hand-off cannot load"): nothing of
+- absent: the limit, as documented (docs/python.md, "When the hand-off cannot load"): nothing of
   train-resume runs in the trainer, which starts at step 0 over the checkpoints, and its
   W&B rows go into the resumed run (WANDB_RESUME=must): exit 0.
 """
