@@ -98,6 +98,21 @@ run_block() {
   ((failed == 0)) || fail "$failed of $count runnable blocks failed"
 }
 
+@test "every runnable block passes shellcheck (what readers copy is quoted as they should write it)" {
+  extract_blocks "$ROOT/README.md" "$ROOT"/docs/*.md
+  local f where failed=0
+  for f in "$BLOCKS"/*.sh; do
+    where=$(<"${f%.sh}.where")
+    # SC1090: the library's path is known only when it runs ($(train-resume --lib)).
+    run "$ROOT/.venv/bin/shellcheck" -s bash -e SC1090 "$f"
+    if ((status != 0)); then
+      printf '%s:\n%s\n\n' "${where#"$ROOT/"}" "$output"
+      failed=$((failed + 1))
+    fi
+  done
+  ((failed == 0)) || fail "$failed runnable blocks have shellcheck findings"
+}
+
 @test "the README is a front page: at most 200 lines, the sbatch recipe runnable within the first 80" {
   local length first
   length=$(wc -l <"$ROOT/README.md")
