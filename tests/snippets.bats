@@ -147,3 +147,48 @@ run_block() {
   run -0 grep -c . "$SNIPPET_TRAINER_LOG"
   assert_output 1
 }
+
+# The README's restart log with what varies from run to run made plain: the project
+# dir (PROJ), the job's pid and start time, the clone's path on PYTHONPATH.
+# Arguments: PROJ. Input: the log on stdin.
+plain_log() {
+  sed -E -e "s|$1|/tmp/proj|g" -e 's/pid-[0-9]+\.[0-9]+@[^ ]+/pid-N/' \
+    -e 's|PYTHONPATH=.*/train_resume/bootstrap:.*|PYTHONPATH=ROOT|'
+}
+
+@test "the README's restart log is what bin/train-resume prints on that tree" {
+  local proj=$BATS_TEST_TMPDIR/proj s
+  # The tree: checkpoint-10 and -20 saved by a run reporting to W&B run k3v9x2qa,
+  # checkpoint-30 cut short (its weights, no trainer_state.json), the run's W&B folder.
+  for s in 10 20; do
+    make_state "$proj/runs/my-run/checkpoint-$s" "$s" '.max_steps = 100 |
+      .stateful_callbacks.WandbResumeCallback = {attributes: {}, args: {wandb_run_id: "k3v9x2qa",
+      wandb_project: "grpo", wandb_entity: null, wandb_step: ('"$s"' * 7)}}'
+  done
+  mkdir "$proj/runs/my-run/checkpoint-30"
+  cp "$proj/runs/my-run/checkpoint-20/model.safetensors" "$proj/runs/my-run/checkpoint-30/"
+  make_run "$proj/runs/my-run/wandb" run-20261201_190512-k3v9x2qa k3v9x2qa
+  cat >"$proj/train.py" <<'PY'
+import os
+import sys
+
+print(
+    "train.py",
+    " ".join(sys.argv[1:]),
+    "| resume from",
+    os.environ.get("TRAIN_RESUME_CHECKPOINT"),
+    "W&B run",
+    os.environ.get("WANDB_RUN_ID"),
+)
+PY
+  cd "$proj" || return 1
+  # shellcheck disable=SC2016 # the command as the README shows it, expanded by bash -c
+  run -0 --separate-stderr env PATH="$ROOT/bin:$ROOT/.venv/bin:$PATH" bash -c \
+    'OUT=$PWD/runs/my-run && train-resume -o "$OUT" -- python train.py --output_dir "$OUT" 2>&1'
+  local actual expected
+  actual=$(plain_log "$proj" <<<"$output")
+  expected=$(awk '/^## What a restart prints/ { on = 1 } on && /^```$/ { if (inside) exit; inside = 1; next }
+    inside' "$ROOT/README.md" | plain_log "$proj")
+  [[ -n $expected ]] || fail "no log block under README.md's \"What a restart prints\""
+  assert_equal "$actual" "$expected"
+}
