@@ -4,7 +4,7 @@
 # output dir (its path holds a space), PATH starting with this clone's bin/ (so
 # `train-resume --lib` is this clone's library), no SLURM, and a stand-in trainer
 # train.py (docs/development.md, "Tested snippets"). A wrong path or a wrong option
-# in a snippet fails here. Also: the README stays a front page.
+# in a snippet fails here. Also: the README stays a front page, and its restart log real.
 bats_require_minimum_version 1.5.0
 
 setup() {
