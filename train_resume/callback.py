@@ -43,16 +43,14 @@ import sys
 import threading
 import time
 
+from train_resume.log import log
+
 NAME = "WandbResumeCallback"
 # The stop signals when TRAIN_RESUME_STOP_SIGNALS is unset: what wandb_resume::supervise
 # exports by default (its --signal USR1, and TERM).
 DEFAULT_STOP_SIGNALS = "USR1,TERM"
 GLOBAL_STEP = "train/global_step"  # the x-axis transformers' WandbCallback defines
 _CLASS = None
-
-
-def _log(message):
-    print(f"train-resume: {message}", file=sys.stderr, flush=True)
 
 
 def _live_run():
@@ -162,7 +160,7 @@ def _exit_preempted(signum, args, state):
     status = 128 + signum
     if state.is_world_process_zero:
         name = signal.Signals(signum).name
-        _log(
+        log(
             f"⏹ preempted ({name}): checkpoint-{state.global_step} is saved; "
             f"exiting with status {status} (not finished: the next start resumes)"
         )
@@ -171,7 +169,7 @@ def _exit_preempted(signum, args, state):
         try:
             run.finish(exit_code=status)
         except Exception as exc:  # never hide the preemption behind bookkeeping
-            _log(f"⚠️ could not finish the W&B run: {exc}")
+            log(f"⚠️ could not finish the W&B run: {exc}")
     dist = _distributed()
     if dist is not None:
         dist.barrier()
@@ -221,7 +219,7 @@ def record_end(output_dir, **fields):
             f.write("".join(f"{k}={v}\n" for k, v in fields.items()))
         os.replace(tmp, os.path.join(folder, "ended"))
     except OSError as err:
-        _log(f"⚠️ could not record the end of training in {folder}: {err}")
+        log(f"⚠️ could not record the end of training in {folder}: {err}")
 
 
 def _record_saves(output_dir, global_step):
@@ -234,7 +232,7 @@ def _record_saves(output_dir, global_step):
             if name.startswith("checkpoint-") and not os.path.isdir(os.path.join(output_dir, name)):
                 os.unlink(os.path.join(folder, name))
     except OSError as err:
-        _log(f"⚠️ could not record the save of checkpoint-{global_step} in {folder}: {err}")
+        log(f"⚠️ could not record the save of checkpoint-{global_step} in {folder}: {err}")
 
 
 # How long the bash library may take to check a checkpoint and write its record
@@ -283,7 +281,7 @@ def record_save(checkpoint):
             if done.returncode == 0:
                 return
             problem = f"{lib} exited {done.returncode}"
-    _log(f"⚠️ {problem}: the save record of {checkpoint} holds trainer_state.json's identity only")
+    log(f"⚠️ {problem}: the save record of {checkpoint} holds trainer_state.json's identity only")
 
 
 def _record_identity(checkpoint, state):
@@ -398,7 +396,7 @@ def _build():
                 # stops it here): training ends now anyway. Finished, not preempted: a
                 # requeue would resume the end and train a step past it.
                 if getattr(self, "_late_signal", None) is None and state.is_world_process_zero:
-                    _log(
+                    log(
                         f"⏸ {signal.Signals(signum).name} at step {state.global_step}, where "
                         "training ends anyway: finished, not preempted (exit 0)"
                     )
@@ -407,7 +405,7 @@ def _build():
                 self._stopped_by = signum
                 if state.is_world_process_zero:
                     name = signal.Signals(signum).name
-                    _log(
+                    log(
                         f"⏸ {name}: saving checkpoint-{state.global_step} and stopping "
                         "(preempted; the next start resumes here)"
                     )
@@ -432,7 +430,7 @@ def _build():
                 return
             expected = os.environ.get("WANDB_RUN_ID")
             if expected and run.id != expected:
-                _log(
+                log(
                     f"❌ the live W&B run is {run.id}, but WANDB_RUN_ID is {expected}: "
                     "this run does NOT continue the one train-resume chose"
                 )
@@ -455,7 +453,7 @@ def _build():
                 if checkpoint and "resumed" not in (run.tags or ()):
                     run.tags = (*(run.tags or ()), "resumed")
             except Exception as exc:  # never break training over bookkeeping
-                _log(f"⚠️ could not record the resume in W&B: {exc}")
+                log(f"⚠️ could not record the resume in W&B: {exc}")
 
         def _continue_history(self, run, resume_step):
             """On a resume: where this segment's rows go in the run's history, and the
@@ -464,12 +462,12 @@ def _build():
             self._global_step = resume_step
             rewind = os.environ.get("WANDB_RESUME_FROM")
             if rewind:
-                _log(f"⏪ W&B rewinds the run to {rewind}: no replayed step is kept twice")
+                log(f"⏪ W&B rewinds the run to {rewind}: no replayed step is kept twice")
                 return {"rewound_to": rewind}
             try:
                 logged, offset = _logged_before(run)
             except Exception as exc:  # never break training over bookkeeping
-                _log(f"⚠️ could not read the earlier W&B segments: {exc}")
+                log(f"⚠️ could not read the earlier W&B segments: {exc}")
                 logged, offset = None, 0
             self._step_offset = offset
             if logged is None or logged <= resume_step:
@@ -477,12 +475,12 @@ def _build():
             replayed = [resume_step + 1, logged]
             what = f"global steps {replayed[0]}-{replayed[1]}"
             if os.environ.get("TRAIN_RESUME_REPLAYED", "drop") == "log":
-                _log(
+                log(
                     f"↩ {what} replay steps the run already holds; "
                     "logged again (TRAIN_RESUME_REPLAYED=log)"
                 )
             else:
-                _log(
+                log(
                     f"↩ {what} replay steps the run already holds: their rows are not sent "
                     "to W&B again (the first values are kept; TRAIN_RESUME_REPLAYED=log sends them)"
                 )

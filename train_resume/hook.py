@@ -39,6 +39,9 @@ imports neither transformers nor wandb. The patched Trainer:
 import os
 import sys
 
+from train_resume.log import PREFIX, log
+from train_resume.log import where as _where
+
 # Trainer (and TrainerState) methods that read a checkpoint being resumed: an
 # exception raised inside one of them is a failed load of that checkpoint.
 LOAD_FUNCTIONS = frozenset(
@@ -77,15 +80,6 @@ class FreshStartError(RuntimeError):
 class DecisionError(RuntimeError):
     """The decision cannot be applied to this Trainer (the decision for its output dir
     failed, or not every rank can read the chosen checkpoint): stopped before training."""
-
-
-def _log(message):
-    print(f"train-resume: {message}", file=sys.stderr, flush=True)
-
-
-def _where():
-    rank = os.environ.get("RANK")
-    return f" (rank {rank})" if rank is not None else ""
 
 
 def _same_path(a, b):
@@ -221,14 +215,14 @@ def _decide_for(out, decided_for):
         "WANDB_RESUME_FROM": decision.get("wandb_resume_from"),
     }
     if checkpoint is None:
-        _log(
+        log(
             f"⚠️ this Trainer's output_dir {out} is not the dir the decision was made for "
             f"({decided_for}), and holds no checkpoint: a new run for {out}{_where()} "
             f"(W&B: {'run ' + env['WANDB_RUN_ID'] if env['WANDB_RUN_ID'] else 'a new run'}, "
             f"not the one of {decided_for})"
         )
     else:
-        _log(
+        log(
             f"⚠️ this Trainer's output_dir {out} is not the dir the decision was made for "
             f"({decided_for}): decided for {out}{_where()}:"
         )
@@ -332,14 +326,14 @@ def _script_path(trainer, plan, value):
                 why = logs.strip().splitlines()[-1] if logs.strip() else "exit 1"
                 reason = f"cannot be used ({why.partition('cannot be used: ')[2] or why})"
     if reason is not None:
-        _log(
+        log(
             f"⚠️ the script's resume_from_checkpoint {own!r} {reason}; resuming from "
             f"{checkpoint} instead{_where()}"
         )
         trainer._train_resume_how = f"the trainer did not load {checkpoint}"
         return checkpoint
     trainer._train_resume_how = f"the script resumes from {own} itself"
-    _log(
+    log(
         f"⚠️ the script's resume_from_checkpoint {own!r} differs from the "
         f"decision {checkpoint!r}; keeping the script's{_where()}"
     )
@@ -353,7 +347,7 @@ def _resume_arg(trainer, plan, value):
         return value
     if value is False:
         trainer._train_resume_how = "the script called train(resume_from_checkpoint=False)"
-        _log(
+        log(
             f"⚠️ the script refuses a resume (train(resume_from_checkpoint=False)){_where()}, "
             f"although this job resumes from {checkpoint}: not resuming"
         )
@@ -361,7 +355,7 @@ def _resume_arg(trainer, plan, value):
     if value is None or value is True:
         run_id = os.environ.get("WANDB_RUN_ID", "(new)")
         mode = os.environ.get("WANDB_RESUME")
-        _log(
+        log(
             f"▶ handing off{_where()}: resume from {checkpoint}, W&B run {run_id}, "
             f"WANDB_RESUME={mode}"
         )
@@ -403,8 +397,9 @@ def _record_failed_load(checkpoint, exc):
     checkpoint = os.path.abspath(os.fspath(checkpoint)).rstrip(os.sep)
     parent, name = os.path.split(checkpoint)
     folder = os.path.join(parent, ".train-resume", "failed")
-    message = " ".join(str(exc).split()) or "(no message)"
-    line = f"{type(exc).__name__}: {message}"
+    from train_resume.failures import describe
+
+    line = describe(exc)
     path = os.path.join(folder, name)
     try:
         os.makedirs(folder, exist_ok=True)
@@ -413,9 +408,9 @@ def _record_failed_load(checkpoint, exc):
             f.write(line + "\n")
         os.replace(tmp, path)
     except OSError as err:
-        _log(f"⚠️ could not record the failed load of {checkpoint} in {path}: {err}")
+        log(f"⚠️ could not record the failed load of {checkpoint} in {path}: {err}")
         return
-    _log(f"❌ the trainer failed to load {checkpoint}{_where()}: {line} (recorded in {path})")
+    log(f"❌ the trainer failed to load {checkpoint}{_where()}: {line} (recorded in {path})")
 
 
 def _check_start(trainer, state):
@@ -434,7 +429,7 @@ def _check_start(trainer, state):
     )
     run_id = os.environ.get("WANDB_RUN_ID", "(none)")
     if os.environ.get("TRAIN_RESUME_ALLOW_FRESH_START") == "1":
-        _log(
+        log(
             f"⚠️ training starts at step 0{_where()} although this job resumes from "
             f"{checkpoint} ({how}); TRAIN_RESUME_ALLOW_FRESH_START=1: going on, and W&B "
             f"run {run_id} gets a fresh trajectory"
@@ -447,8 +442,8 @@ def _check_start(trainer, state):
         "is not overwritten by a fresh trajectory. To start fresh anyway: "
         "TRAIN_RESUME_ALLOW_FRESH_START=1; for a new run: train-resume --checkpoint none"
     )
-    _log(message)
-    raise FreshStartError(f"train-resume: {message}")
+    log(message)
+    raise FreshStartError(PREFIX + message)
 
 
 def _build_guard():
@@ -489,8 +484,8 @@ def _patch(trainer_cls):
         if plan is not None:
             _settled.add(plan.dir)
             if plan.error:
-                _log(f"{plan.error}{_where()}")
-                raise DecisionError(f"train-resume: {plan.error}{_where()}")
+                log(f"{plan.error}{_where()}")
+                raise DecisionError(f"{PREFIX}{plan.error}{_where()}")
         # Another dir's decision: its variables for this train() only (W&B reads them
         # at train begin), the job's put back when it returns.
         before = _set_environment(plan.env) if plan is not None and plan.env else None
@@ -513,7 +508,7 @@ def _patch(trainer_cls):
             # Started for this dir's decision: the next Trainer must not log into it, and
             # wandb's settings (read from the environment once, at its first setup) are
             # dropped, so that the next run is started from the job's variables.
-            _log(f"W&B run {_wandb_run().id} of {plan.dir} finished with its train()")
+            log(f"W&B run {_wandb_run().id} of {plan.dir} finished with its train()")
             wandb = sys.modules["wandb"]
             wandb.finish()
             wandb.teardown()

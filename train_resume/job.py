@@ -20,14 +20,11 @@ Standard library only; nothing happens without TRAIN_RESUME_JOB_DIR.
 
 import atexit
 import os
-import sys
 import time
 
+from train_resume.log import log
+
 _registered = {}  # pid -> (path, fd): the registration of this process
-
-
-def _log(message):
-    print(f"train-resume: {message}", file=sys.stderr, flush=True)
 
 
 def host():
@@ -59,7 +56,7 @@ def register():
         if os.fstat(fd).st_size == 0:
             os.write(fd, f"{key}\n".encode())
     except OSError as err:
-        _log(f"⚠️ could not register this process with job {key} in {job_dir}: {err}")
+        log(f"⚠️ could not register this process with job {key} in {job_dir}: {err}")
         return
     _registered[pid] = (path, fd)
     atexit.register(_unregister)
@@ -68,7 +65,7 @@ def register():
         owner = _owner(job_dir, under_mutex=True)  # (a claim that was taken back?)
     if owner and owner != key:
         _unregister()
-        _log(
+        log(
             f"❌ this process belongs to job {key}, but the output dir now belongs to job "
             f"{owner} ({os.path.join(job_dir, 'job')}): the rest of job {key} is gone. "
             "Stopped here, so that two jobs never train in one output dir"

@@ -29,6 +29,8 @@ import os
 import struct
 import sys
 
+from train_resume.log import log
+
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK = 32768
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
@@ -271,7 +273,7 @@ def main(argv):
             return NO_WANDB
         except OSError as exc:
             fields = [path, "", "", "unreadable", "0", "", "", "", "0", "0"]
-            print(f"train-resume: cannot read {path}: {exc}", file=sys.stderr)
+            log(f"cannot read {path}: {exc}")
         folder = os.path.basename(os.path.dirname(path))
         rows.append(((_name_id(path), segment_key(fields[2], folder)), fields))
     rows.sort(key=lambda row: row[0])
