@@ -461,57 +461,85 @@ def _build_guard():
     return TrainResumeGuard
 
 
+def _add_callbacks(trainer, guard_cls):
+    """Give TRAINER the safety net (first) and a WandbResumeCallback (unless it has one,
+    or TRAIN_RESUME_CALLBACK=0 / --no-callback): the callback's class is imported here,
+    when a Trainer is built."""
+    from train_resume import callback as _callback
+
+    callbacks = trainer.callback_handler.callbacks
+    if not any(isinstance(cb, guard_cls) for cb in callbacks):
+        callbacks.insert(0, guard_cls(trainer))
+    wanted = _settings["callback"] and os.environ.get("TRAIN_RESUME_CALLBACK", "1") != "0"
+    if wanted and not any(type(cb).__name__ == _callback.NAME for cb in callbacks):
+        trainer.add_callback(getattr(_callback, _callback.NAME))
+
+
+def _train_plan(trainer):
+    """The plan of TRAINER's train() (_agree), its dir settled; a plan that cannot be
+    applied stops here (DecisionError), before training."""
+    plan = trainer._train_resume_plan = _agree(trainer)
+    if plan is not None:
+        _settled.add(plan.dir)
+        if plan.error:
+            log(f"{plan.error}{_where()}")
+            raise DecisionError(f"{PREFIX}{plan.error}{_where()}")
+    return plan
+
+
+def _train_recording(original_train, trainer, resume, args, kwargs):
+    """original_train(trainer, RESUME, ...); a failed load of RESUME is recorded (only a
+    deterministic one: train_resume.failures), then raised."""
+    try:
+        return original_train(trainer, resume, *args, **kwargs)
+    except Exception as exc:
+        if isinstance(resume, (str, os.PathLike)) and _failed_load(exc):
+            from train_resume import failures
+
+            if failures.to_record(resume, exc):
+                _record_failed_load(resume, exc)
+        raise
+
+
+def _finish_own_run(plan, before_run):
+    """After another dir's train(): a W&B run it started (not BEFORE_RUN) is finished, so
+    that the next Trainer does not log into it, and wandb's settings (read from the
+    environment once, at its first setup) are dropped, so that the next run is started
+    from the job's variables."""
+    run = _wandb_run()
+    if run is None or run is before_run:
+        return
+    log(f"W&B run {run.id} of {plan.dir} finished with its train()")
+    wandb = sys.modules["wandb"]
+    wandb.finish()
+    wandb.teardown()
+
+
 def _patch(trainer_cls):
     """Patch trainer_cls (transformers.Trainer, so its subclasses too), once."""
     if getattr(trainer_cls.__init__, "_train_resume", False):
         return
-    from train_resume import callback as _callback
-
     guard_cls = _build_guard()
     original_init, original_train = trainer_cls.__init__, trainer_cls.train
 
     def __init__(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
-        callbacks = self.callback_handler.callbacks
-        if not any(isinstance(cb, guard_cls) for cb in callbacks):
-            callbacks.insert(0, guard_cls(self))
-        wanted = _settings["callback"] and os.environ.get("TRAIN_RESUME_CALLBACK", "1") != "0"
-        if wanted and not any(type(cb).__name__ == _callback.NAME for cb in callbacks):
-            self.add_callback(getattr(_callback, _callback.NAME))
+        _add_callbacks(self, guard_cls)
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        plan = self._train_resume_plan = _agree(self)
-        if plan is not None:
-            _settled.add(plan.dir)
-            if plan.error:
-                log(f"{plan.error}{_where()}")
-                raise DecisionError(f"{PREFIX}{plan.error}{_where()}")
+        plan = _train_plan(self)
         # Another dir's decision: its variables for this train() only (W&B reads them
         # at train begin), the job's put back when it returns.
         before = _set_environment(plan.env) if plan is not None and plan.env else None
         run = _wandb_run()
         try:
-            resume_from_checkpoint = _resume_arg(self, plan, resume_from_checkpoint)
-            try:
-                result = original_train(self, resume_from_checkpoint, *args, **kwargs)
-            except Exception as exc:
-                if isinstance(resume_from_checkpoint, (str, os.PathLike)) and _failed_load(exc):
-                    from train_resume import failures  # only deterministic failures are recorded
-
-                    if failures.to_record(resume_from_checkpoint, exc):
-                        _record_failed_load(resume_from_checkpoint, exc)
-                raise
+            resume = _resume_arg(self, plan, resume_from_checkpoint)
+            result = _train_recording(original_train, self, resume, args, kwargs)
         finally:
             if before is not None:
                 _set_environment(before)
-        if before is not None and _wandb_run() is not None and _wandb_run() is not run:
-            # Started for this dir's decision: the next Trainer must not log into it, and
-            # wandb's settings (read from the environment once, at its first setup) are
-            # dropped, so that the next run is started from the job's variables.
-            log(f"W&B run {_wandb_run().id} of {plan.dir} finished with its train()")
-            wandb = sys.modules["wandb"]
-            wandb.finish()
-            wandb.teardown()
+        if before is not None:
+            _finish_own_run(plan, run)
         return result
 
     __init__._train_resume = train._train_resume = True

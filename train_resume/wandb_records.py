@@ -60,22 +60,38 @@ def scan(path):
     if data[: len(HEADER)] != HEADER:
         result.status = "not-wandb" if len(data) >= len(HEADER) else "truncated"
         return result
-    pos = result.end = len(HEADER)
-    pieces = []
+    result.end = len(HEADER)
+    _assemble(result, data)
+    result.status = _status(result, data)
+    return result
+
+
+def _pieces(data):
+    """The record pieces of DATA after its header, in order: (kind, bytes, the offset
+    after the piece), up to the first one cut short, zeros (nothing more was written),
+    or not a piece of a record."""
+    pos = len(HEADER)
     while pos < len(data):
         left_in_block = BLOCK - pos % BLOCK
         if left_in_block < 7:  # padding to the next block
             pos += left_in_block
             continue
         if pos + 7 > len(data):
-            break  # a header cut short
+            return  # a header cut short
         _crc, length, kind = struct.unpack_from("<IHB", data, pos)
         if kind == 0 and length == 0:  # zeros: nothing more was written
-            break
+            return
         if pos + 7 + length > len(data) or kind not in (FULL, FIRST, MIDDLE, LAST):
-            break
-        chunk = data[pos + 7 : pos + 7 + length]
+            return
         pos += 7 + length
+        yield kind, data[pos - length : pos], pos
+
+
+def _assemble(result, data):
+    """Join DATA's pieces into RESULT's complete records (a FULL one, or FIRST, MIDDLE...
+    LAST), RESULT.end after the last complete one."""
+    pieces = []
+    for kind, chunk, pos in _pieces(data):
         if kind == FULL:
             pieces = []
             result.records.append(chunk)
@@ -88,13 +104,15 @@ def scan(path):
             result.records.append(b"".join(pieces) + chunk)
             pieces = []
             result.end = pos
+
+
+def _status(result, data):
+    """ok, header-only (no complete record) or truncated (bytes after the last one)."""
     if not result.records and result.end == len(HEADER) == len(data):
-        result.status = "header-only"
-    elif result.end < len(data) and any(data[result.end :]):
-        result.status = "truncated"
-    elif not result.records:
-        result.status = "header-only"
-    return result
+        return "header-only"
+    if result.end < len(data) and any(data[result.end :]):
+        return "truncated"
+    return "ok" if result.records else "header-only"
 
 
 def records(path):
