@@ -16,7 +16,7 @@ import os
 import runpy
 import sys
 
-from train_resume.log import log
+from train_resume import log
 
 USAGE = __doc__.splitlines()[0]
 FLAGS = ("--resume-arg", "--no-resume-arg", "--no-callback", "-h", "--help")

@@ -42,7 +42,7 @@ import os
 import sys
 import time
 
-from train_resume.log import log
+from train_resume import log
 
 NAME = "WandbResumeCallback"
 # The stop signals when TRAIN_RESUME_STOP_SIGNALS is unset: what wandb_resume::supervise

@@ -20,8 +20,8 @@ import errno
 import os
 import re
 
-from train_resume.log import log
-from train_resume.log import where as rank_where
+from train_resume import log
+from train_resume import where as rank_where
 
 # errno values of failures that may pass, or belong to the machine, not the checkpoint.
 _TRANSIENT_NAMES = (

@@ -39,8 +39,8 @@ imports neither transformers nor wandb. The patched Trainer:
 import os
 import sys
 
-from train_resume.log import PREFIX, log
-from train_resume.log import where as _where
+from train_resume import PREFIX, log
+from train_resume import where as _where
 
 # Trainer (and TrainerState) methods that read a checkpoint being resumed: an
 # exception raised inside one of them is a failed load of that checkpoint.

@@ -22,7 +22,7 @@ import atexit
 import os
 import time
 
-from train_resume.log import log
+from train_resume import log
 
 _registered = {}  # pid -> (path, fd): the registration of this process
 

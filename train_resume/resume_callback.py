@@ -19,7 +19,7 @@ import threading
 from transformers.trainer_callback import ExportableState, TrainerCallback
 
 from train_resume import callback as _records
-from train_resume.log import log
+from train_resume import log
 
 GLOBAL_STEP = "train/global_step"  # the x-axis transformers' WandbCallback defines
 

@@ -29,7 +29,7 @@ import os
 import struct
 import sys
 
-from train_resume.log import log
+from train_resume import log
 
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK = 32768
