@@ -229,15 +229,11 @@ def _start(ts):
     return f"{ts.seconds}.{ts.nanos:09d}" if ts.seconds else ""
 
 
-def earlier_segments(wandb_dir, run_id, own_folder):
-    """What the earlier offline segments of RUN_ID in WANDB_DIR hold, as `wandb sync`
-    (in start-time order, complete records only) would upload them.
-
-    Returns (max train/global_step logged or None, the server _step the next row of a
-    plain resume gets, the number of segments read). A segment that was itself a
-    rewind (``resume_from``) already numbers its rows as the server will; a plain
-    resumed one is appended after the rows before it.
-    """
+def run_segments(wandb_dir, run_id, own_folder=None):
+    """The offline segments of RUN_ID in WANDB_DIR (their run folders; OWN_FOLDER left
+    out), in the order `wandb sync` must append them (segment_key; the order `python -m
+    train_resume.wandb_records` prints for lib/wandb_resume/sync.bash): a list of
+    (folder, its run record, its complete records)."""
     from pathlib import Path
 
     own = Path(own_folder).resolve() if own_folder else None
@@ -251,23 +247,43 @@ def earlier_segments(wandb_dir, run_id, own_folder):
         run = next((r.run for r in recs if r.WhichOneof("record_type") == "run"), None)
         if run is None or run.run_id != run_id:
             continue
-        found.append((segment_key(_start(run.start_time), data.parent.name), run, recs))
+        key = segment_key(_start(run.start_time), data.parent.name)
+        found.append((key, data.parent, run, recs))
     found.sort(key=lambda f: f[0])
+    return [(folder, run, recs) for _key, folder, run, recs in found]
+
+
+def _global_steps(recs):
+    """The train/global_step values of the history rows in RECS."""
+    for r in recs:
+        if r.WhichOneof("record_type") != "history":
+            continue
+        for item in r.history.item:
+            if (item.key or "/".join(item.nested_key)) == GLOBAL_STEP:
+                yield int(float(item.value_json))
+
+
+def earlier_segments(wandb_dir, run_id, own_folder):
+    """What the earlier offline segments of RUN_ID in WANDB_DIR hold, as `wandb sync`
+    (in start-time order, complete records only) would upload them.
+
+    Returns (max train/global_step logged or None, the server _step the next row of a
+    plain resume gets, the number of segments read). A segment that was itself a
+    rewind (``resume_from``) already numbers its rows as the server will; a plain
+    resumed one is appended after the rows before it.
+    """
+    segments = run_segments(wandb_dir, run_id, own_folder)
     max_step, next_step = None, 0
-    for _key, run, recs in found:
+    for _folder, run, recs in segments:
         steps = [r.history.step.num for r in recs if r.WhichOneof("record_type") == "history"]
         rewound = run.branch_point.run == run_id and run.branch_point.metric == "_step"
         offset = 0 if rewound else next_step
         if steps:
             next_step = offset + max(steps) + 1
-        for r in recs:
-            if r.WhichOneof("record_type") != "history":
-                continue
-            for item in r.history.item:
-                if (item.key or "/".join(item.nested_key)) == GLOBAL_STEP:
-                    g = int(float(item.value_json))
-                    max_step = g if max_step is None else max(max_step, g)
-    return max_step, next_step, len(found)
+        logged = max(_global_steps(recs), default=None)
+        if logged is not None:
+            max_step = logged if max_step is None else max(max_step, logged)
+    return max_step, next_step, len(segments)
 
 
 def _name_id(path):
