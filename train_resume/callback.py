@@ -45,37 +45,37 @@ import time
 from train_resume import log
 
 NAME = "WandbResumeCallback"
-# The stop signals when TRAIN_RESUME_STOP_SIGNALS is unset: what wandb_resume::supervise
-# exports by default (its --signal USR1, and TERM).
-DEFAULT_STOP_SIGNALS = "USR1,TERM"
-# The reasons an end record gives (record_end; wandb_resume::_read_ended reads them).
-END_SIGNAL = "signal"
-END_MAX_STEPS = "max_steps"
-END_EPOCHS = "epochs"
-END_SHOULD_TRAINING_STOP = "should_training_stop"
+# The end record's reasons, by their place in the shared definitions' list
+# (train_resume.layout.end_reasons: ENDED_STOPPED, then ENDED_FINISHED's three).
+SIGNAL, MAX_STEPS, EPOCHS, SHOULD_TRAINING_STOP = range(4)
 
 
-def record_end(output_dir, **fields):
+def record_end(output_dir, reason, **fields):
     """Record why training ended in OUTPUT_DIR/.train-resume/ended, for
     wandb_resume::supervise and the decision (read by wandb_resume::_read_ended, one
-    bash function; never evaluated): one NAME=VALUE line per field, FIELDS (reason:
-    signal, max_steps, epochs or should_training_stop; signal: the stop signal's name,
-    USR1, also beside a reason that is not `signal` when one landed at the run's end;
-    step: the global step; max_steps) then job (TRAIN_RESUME_JOB) and time (seconds
-    since the epoch). Written whole (a temporary file, then a rename); a failure is a
-    warning. Nothing in an output dir the trainer left absent or empty (it saved
-    nothing: no record needed, and a run that wrote nothing leaves OUTPUT_DIR as it
-    found it, for scripts that refuse a non-empty one)."""
-    fields.update(job=os.environ.get("TRAIN_RESUME_JOB", ""), time=int(time.time()))
-    folder = os.path.join(output_dir, ".train-resume")
+    bash function; never evaluated): one NAME=VALUE line per field: reason (REASON:
+    SIGNAL, MAX_STEPS, EPOCHS or SHOULD_TRAINING_STOP, written as the shared definitions
+    name it: signal, max_steps, epochs, should_training_stop), FIELDS (signal: the stop
+    signal's name, USR1, also beside a reason that is not `signal` when one landed at
+    the run's end; step: the global step; max_steps) then job (TRAIN_RESUME_JOB) and
+    time (seconds since the epoch). Written whole (a temporary file, then a rename); a
+    failure is a warning. Nothing in an output dir the trainer left absent or empty (it
+    saved nothing: no record needed, and a run that wrote nothing leaves OUTPUT_DIR as
+    it found it, for scripts that refuse a non-empty one)."""
+    from train_resume import layout
+
+    folder = output_dir  # (where, when the record cannot be named)
     try:
         if not os.path.isdir(output_dir) or not os.listdir(output_dir):
             return
+        fields = {"reason": layout.end_reasons()[reason], **fields}
+        fields.update(job=os.environ.get("TRAIN_RESUME_JOB", ""), time=int(time.time()))
+        folder, path = layout.state_dir(output_dir), layout.ended_file(output_dir)
         os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".ended.{os.getpid()}")
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}")
         with open(tmp, "w", encoding="utf-8") as f:
             f.write("".join(f"{k}={v}\n" for k, v in fields.items()))
-        os.replace(tmp, os.path.join(folder, "ended"))
+        os.replace(tmp, path)
     except OSError as err:
         log(f"⚠️ could not record the end of training in {folder}: {err}")
 
@@ -83,8 +83,11 @@ def record_end(output_dir, **fields):
 def _record_saves(output_dir, global_step):
     """Record the save of checkpoint-N just made, and forget the records of
     checkpoints that are gone (rotated away by save_total_limit)."""
-    folder = os.path.join(output_dir, ".train-resume", "saved")
+    from train_resume import layout
+
+    folder = output_dir  # (where, when the records' folder cannot be named)
     try:
+        folder = layout.saved_dir(output_dir)
         record_save(os.path.join(output_dir, f"checkpoint-{global_step}"))
         for name in os.listdir(folder):
             if name.startswith("checkpoint-") and not os.path.isdir(os.path.join(output_dir, name)):
@@ -145,9 +148,11 @@ def record_save(checkpoint):
 def _record_identity(checkpoint, state):
     """The record of format 1: STATE's size, inode, mtime and ctime, as
     `stat -c '%s %i %.9Y %.9Z'` prints them."""
+    from train_resume import layout
+
     parent, name = os.path.split(os.path.normpath(checkpoint))
     st = os.stat(state)
-    folder = os.path.join(parent, ".train-resume", "saved")
+    folder = layout.saved_dir(parent)
     os.makedirs(folder, exist_ok=True)
     line = f"{st.st_size} {st.st_ino} {_stat_time(st.st_mtime_ns)} {_stat_time(st.st_ctime_ns)}\n"
     tmp = os.path.join(folder, f".{name}.{os.getpid()}")
@@ -162,9 +167,15 @@ def _stat_time(ns):
 
 def __getattr__(name):
     """WandbResumeCallback, imported on first access (train_resume.resume_callback
-    imports transformers)."""
+    imports transformers); DEFAULT_STOP_SIGNALS, the stop signals when
+    TRAIN_RESUME_STOP_SIGNALS is unset (the shared definitions' STOP_SIGNALS: what
+    wandb_resume::supervise forwards by default, and TERM)."""
     if name == NAME:
         from train_resume.resume_callback import WandbResumeCallback
 
         return WandbResumeCallback
+    if name == "DEFAULT_STOP_SIGNALS":
+        from train_resume import layout
+
+        return layout.name("STOP_SIGNALS")
     raise AttributeError(name)

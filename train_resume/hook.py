@@ -117,36 +117,14 @@ class _Plan:
 
 
 def _library():
-    """The bash library's path (None when not found), found once: beside the package this
-    hook was imported from (a clone, make install, the copy pip puts in
-    <env>/share/train-resume, an editable install's clone), in the installed data files
-    (<env>/share/train-resume), then `train-resume --lib` on PATH."""
-    if "lib" in _found:
-        return _found["lib"]
-    import sysconfig
+    """The bash library's path (None when not found), found once (train_resume.layout.find:
+    beside the package this hook was imported from, the installed data files, then
+    `train-resume --lib` on PATH)."""
+    if "lib" not in _found:
+        from train_resume import layout
 
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    candidates = [os.path.join(here, "lib", "wandb_resume.sh")]
-    for scheme in (sysconfig.get_default_scheme(), f"{os.name}_user"):
-        try:
-            data = sysconfig.get_path("data", scheme)
-        except KeyError:
-            continue
-        candidates.append(os.path.join(data, "share", "train-resume", "lib", "wandb_resume.sh"))
-    found = next((c for c in candidates if os.path.isfile(c)), None)
-    if found is None:
-        import subprocess
-
-        try:
-            done = subprocess.run(
-                ["train-resume", "--lib"], capture_output=True, text=True, timeout=60
-            )
-            path = done.stdout.strip()
-            found = path if done.returncode == 0 and os.path.isfile(path) else None
-        except (OSError, subprocess.SubprocessError):
-            found = None
-    _found["lib"] = found
-    return found
+        _found["lib"] = layout.find(layout.LIBRARY)
+    return _found["lib"]
 
 
 def _job_environment():
@@ -394,15 +372,16 @@ def _failed_load(exc):
 
 def _record_failed_load(checkpoint, exc):
     """Write <dir of CHECKPOINT>/.train-resume/failed/<name>: one line `Type: message`."""
-    checkpoint = os.path.abspath(os.fspath(checkpoint)).rstrip(os.sep)
-    parent, name = os.path.split(checkpoint)
-    folder = os.path.join(parent, ".train-resume", "failed")
+    from train_resume import layout
     from train_resume.failures import describe
 
+    checkpoint = os.path.abspath(os.fspath(checkpoint)).rstrip(os.sep)
+    parent, name = os.path.split(checkpoint)
     line = describe(exc)
-    path = os.path.join(folder, name)
+    path = parent  # (where, when the records' folder cannot be named)
     try:
-        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(layout.failed_dir(parent), name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(line + "\n")

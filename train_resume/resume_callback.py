@@ -20,8 +20,8 @@ from transformers.trainer_callback import ExportableState, TrainerCallback
 
 from train_resume import callback as _records
 from train_resume import log
-
-GLOBAL_STEP = "train/global_step"  # the x-axis transformers' WandbCallback defines
+from train_resume.hook import _distributed  # torch.distributed with several ranks, or None
+from train_resume.wandb_records import GLOBAL_STEP
 
 
 def _live_run():
@@ -98,14 +98,6 @@ class _Replay:
             del self.run.__dict__["log"]
 
 
-def _distributed():
-    """torch.distributed when this process is one of several ranks, else None."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is None or not dist.is_available() or not dist.is_initialized():
-        return None
-    return dist if dist.get_world_size() > 1 else None
-
-
 def _agreed_signal(signum, args):
     """The stop signal, agreed on by every rank (the largest number any rank got), so
     that all ranks save and stop at the same step even when the signal reached only
@@ -151,7 +143,7 @@ def _exit_preempted(signum, args, state):
     if state.is_world_process_zero:
         _records.record_end(
             args.output_dir,
-            reason=_records.END_SIGNAL,
+            _records.SIGNAL,
             signal=_short_name(signum),
             step=state.global_step,
             max_steps=state.max_steps,
@@ -167,15 +159,14 @@ def _how_it_ended(args, state, control):
     max_steps by control.should_training_stop: a callback's rule such as
     EarlyStoppingCallback's, or the trainer's own, an IterableDataset out of samples)."""
     if state.max_steps and state.global_step >= state.max_steps:
-        return _records.END_MAX_STEPS if args.max_steps > 0 else _records.END_EPOCHS
-    if control.should_training_stop:
-        return _records.END_SHOULD_TRAINING_STOP
-    return _records.END_EPOCHS
+        return _records.MAX_STEPS if args.max_steps > 0 else _records.EPOCHS
+    return _records.SHOULD_TRAINING_STOP if control.should_training_stop else _records.EPOCHS
 
 
 def _stop_signals():
-    """The signal numbers of TRAIN_RESUME_STOP_SIGNALS (the default when unset), names
-    with or without SIG, any case; unknown names are left out."""
+    """The signal numbers of TRAIN_RESUME_STOP_SIGNALS (unset: the shared definitions'
+    STOP_SIGNALS, callback.DEFAULT_STOP_SIGNALS), names with or without SIG, any case;
+    unknown names are left out."""
     names = os.environ.get("TRAIN_RESUME_STOP_SIGNALS") or _records.DEFAULT_STOP_SIGNALS
     found = []
     for name in filter(None, (n.strip().upper() for n in names.split(","))):
@@ -283,12 +274,12 @@ class WandbResumeCallback(TrainerCallback, ExportableState):
             _exit_preempted(self._stopped_by, args, state)
         if not state.is_world_process_zero:
             return
-        fields = {"reason": _how_it_ended(args, state, control)}
+        fields = {}
         late = self._late_signal or self._stop_signal
         if late is not None:
             fields["signal"] = _short_name(late)
         fields.update(step=state.global_step, max_steps=state.max_steps)
-        _records.record_end(args.output_dir, **fields)
+        _records.record_end(args.output_dir, _how_it_ended(args, state, control), **fields)
 
     def _on_signal(self, signum, frame):
         self._stop_signal = signum
@@ -298,7 +289,12 @@ class WandbResumeCallback(TrainerCallback, ExportableState):
         step and a clean stop."""
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in _stop_signals():
+        try:
+            signals = _stop_signals()
+        except OSError as err:  # no shared definitions: said, and training goes on
+            log(f"⚠️ no stop signal is watched (TRAIN_RESUME_STOP_SIGNALS is unset): {err}")
+            return
+        for sig in signals:
             signal.signal(sig, self._on_signal)
 
     def on_step_end(self, args, state, control, **kwargs):
