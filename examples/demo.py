@@ -338,36 +338,31 @@ def wandb_files(out):
     return set((out / "wandb").glob("offline-run-*/run-*.wandb"))
 
 
-def main():
-    out = ROOT / "runs" / "demo"
-    # Not at an epoch boundary (8 steps here): transformers does not restore the data
-    # order exactly there (docs/troubleshooting.md: "Known limits").
-    max_steps, save_steps = 30, 10
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    log_path = out / "demo.log"
-    env = trainer_env(out)
-    cmd = grpo_command(out, max_steps, save_steps)
+def progress_printer(out, label):
+    """A run_segment PROGRESS: on a terminal, one line with the time and the newest
+    checkpoint of OUT."""
     tty = sys.stdout.isatty()
 
-    def progress(label):
-        def show(elapsed):
-            steps = [int(p.name[11:]) for p in out.glob("checkpoint-*") if p.name[11:].isdigit()]
-            done = max(steps, default=0)
-            if tty:
-                print(
-                    f"\r  {label}: {elapsed:5.1f} s, newest checkpoint: {done or '-'}   ",
-                    end="",
-                    flush=True,
-                )
+    def show(elapsed):
+        steps = [int(p.name[11:]) for p in out.glob("checkpoint-*") if p.name[11:].isdigit()]
+        done = max(steps, default=0)
+        if tty:
+            print(
+                f"\r  {label}: {elapsed:5.1f} s, newest checkpoint: {done or '-'}   ",
+                end="",
+                flush=True,
+            )
 
-        return show
+    return show
 
-    # The kill: the trainer waits at each step end (examples/tiny_grpo.py's step gate)
-    # and is killed at the first one where W&B's file on disk holds rows past the
-    # newest checkpoint, so that the resumed segment replays steps W&B already holds;
-    # at the last step end (before the final save) in any case: a kill never lands
-    # after the last checkpoint, and never depends on the machine's speed.
+
+def first_start(out, cmd, env, log_path, max_steps):
+    """[1/2]: the new run, SIGKILLed. The trainer waits at each step end
+    (examples/tiny_grpo.py's step gate) and is killed at the first one where W&B's file
+    on disk holds rows past the newest checkpoint, so that the resumed segment replays
+    steps W&B already holds; at the last step end (before the final save) in any case:
+    a kill never lands after the last checkpoint, and never depends on the machine's
+    speed."""
     past_checkpoint = logged_past_checkpoint(out)
     stopped = []
 
@@ -377,18 +372,20 @@ def main():
             return True
         return False
 
-    print("train-resume demo: a tiny GRPO run, killed and resumed (log: runs/demo/demo.log)")
-    print("  $ " + " ".join(cmd[:4] + ["python", "examples/tiny_grpo.py", "..."]))
     t0 = time.monotonic()
     try:
         status = run_segment(
-            cmd, env, log_path, kill_at=kill_at, progress=progress("[1/2] first start")
+            cmd, env, log_path, kill_at=kill_at, progress=progress_printer(out, "[1/2] first start")
         )
     except TimeoutError as exc:
         fail(str(exc))
     if status != "killed":
         fail(f"the first start ended (exit {status}) before its step {max_steps}")
     print(f"\n[1/2] first start: SIGKILL at step {stopped[0]} ({time.monotonic() - t0:.1f} s)")
+
+
+def explain(out, env):
+    """The decision train-resume makes for OUT now (--explain --json): a resume."""
     explained = subprocess.run(
         [str(TRAIN_RESUME), "-q", "-o", str(out), "--explain", "--json"],
         env=env,
@@ -401,45 +398,41 @@ def main():
         fail(f"train-resume --explain failed (exit {explained.returncode}): {explained.stderr}")
     if decision.get("mode") != "resume":
         fail(f"train-resume would not resume: {decision}")
-    resumed_from = Path(decision["checkpoint"])
-    resume_step = int(resumed_from.name[11:])
-    first = log_history(resumed_from)
-    killed_files = wandb_files(out)
-    if len(killed_files) != 1:
-        fail(f"the killed segment left {len(killed_files)} W&B run files, not 1")
-    (killed_file,) = killed_files
-    sys.path.insert(0, str(ROOT))
-    from train_resume.wandb_records import facts
+    return decision
 
-    held = facts(killed_file)[6]
+
+def second_start(out, cmd, env, log_path):
+    """[2/2]: the same command again, to the end."""
     t1 = time.monotonic()
     try:
-        status = run_segment(cmd, env, log_path, progress=progress("[2/2] same command again"))
+        status = run_segment(
+            cmd, env, log_path, progress=progress_printer(out, "[2/2] same command again")
+        )
     except TimeoutError as exc:
         fail(str(exc))
     print(f"\n[2/2] same command again: exit {status} ({time.monotonic() - t1:.1f} s)")
     if status != 0:
         fail(f"the resumed run failed (exit {status})")
 
-    final = out / f"checkpoint-{max_steps}"
-    if not checkpoint_complete(final):
-        fail(f"the resumed run ended without {final.name}")
-    second = [r for r in log_history(final) if r["step"] > resume_step]
-    if not first or not second:
-        fail(f"no step logged {'before' if not first else 'after'} {resumed_from.name}")
-    resumed_files = wandb_files(out) - {killed_file}
-    if len(resumed_files) != 1:
-        fail(f"the resumed segment left {len(resumed_files)} W&B run files, not 1")
-    (resumed_file,) = resumed_files
+
+def one_file(files, which):
+    """The one W&B run file of FILES (WHICH segment left it)."""
+    if len(files) != 1:
+        fail(f"{which} segment left {len(files)} W&B run files, not 1")
+    (path,) = files
+    return path
+
+
+def report(out, decision, first, second, held, max_steps):
+    """Print the report; returns whether the run held together."""
+    resume_step = int(Path(decision["checkpoint"]).name[11:])
     segments = wandb_segments(out)
     ids = {run_id for _, run_id in segments}
-    plot(first, second, resume_step, out / "resume.png")
-    plot_history(killed_file, resumed_file, resume_step, second, out / "wandb-history.png")
     print("\nReport")
     for i, (folder, run_id) in enumerate(segments, 1):
         print(f"  segment {i}: W&B run {run_id}  ({folder.relative_to(ROOT)})")
     print(
-        f"  resumed from: {resumed_from.relative_to(ROOT)} (run id found by "
+        f"  resumed from: {Path(decision['checkpoint']).relative_to(ROOT)} (run id found by "
         f"{decision['run_id_source']}: {decision['run_id']})"
     )
     print(
@@ -460,14 +453,50 @@ def main():
         f"  pictures: {(out / 'resume.png').relative_to(ROOT)}, the W&B history: "
         f"{(out / 'wandb-history.png').relative_to(ROOT)}"
     )
-    print(f"  total: {time.monotonic() - t0:.1f} s")
-    ok = (
+    return (
         len(segments) == 2
         and len(ids) == 1
         and decision["run_id"] in ids
         and second[0]["step"] == resume_step + 1
         and second[-1]["step"] == max_steps
     )
+
+
+def main():
+    out = ROOT / "runs" / "demo"
+    # Not at an epoch boundary (8 steps here): transformers does not restore the data
+    # order exactly there (docs/troubleshooting.md: "Known limits").
+    max_steps, save_steps = 30, 10
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    log_path = out / "demo.log"
+    env = trainer_env(out)
+    cmd = grpo_command(out, max_steps, save_steps)
+    print("train-resume demo: a tiny GRPO run, killed and resumed (log: runs/demo/demo.log)")
+    print("  $ " + " ".join(cmd[:4] + ["python", "examples/tiny_grpo.py", "..."]))
+    t0 = time.monotonic()
+    first_start(out, cmd, env, log_path, max_steps)
+    decision = explain(out, env)
+    resumed_from = Path(decision["checkpoint"])
+    resume_step = int(resumed_from.name[11:])
+    first = log_history(resumed_from)
+    killed_file = one_file(wandb_files(out), "the killed")
+    sys.path.insert(0, str(ROOT))
+    from train_resume.wandb_records import facts
+
+    held = facts(killed_file)[6]
+    second_start(out, cmd, env, log_path)
+    final = out / f"checkpoint-{max_steps}"
+    if not checkpoint_complete(final):
+        fail(f"the resumed run ended without {final.name}")
+    second = [r for r in log_history(final) if r["step"] > resume_step]
+    if not first or not second:
+        fail(f"no step logged {'before' if not first else 'after'} {resumed_from.name}")
+    resumed_file = one_file(wandb_files(out) - {killed_file}, "the resumed")
+    plot(first, second, resume_step, out / "resume.png")
+    plot_history(killed_file, resumed_file, resume_step, second, out / "wandb-history.png")
+    ok = report(out, decision, first, second, held, max_steps)
+    print(f"  total: {time.monotonic() - t0:.1f} s")
     print("  ✅ one continuous W&B run" if ok else "  ❌ the resume did not hold together")
     sys.exit(0 if ok else 1)
 

@@ -16,13 +16,11 @@ import os
 import runpy
 import sys
 
+from train_resume import log
+
 USAGE = __doc__.splitlines()[0]
 FLAGS = ("--resume-arg", "--no-resume-arg", "--no-callback", "-h", "--help")
 RESUME_FLAGS = ("--resume_from_checkpoint", "--resume-from-checkpoint")
-
-
-def log(message):
-    print(f"train-resume: {message}", file=sys.stderr, flush=True)
 
 
 def with_resume_arg(args, checkpoint):

@@ -19,7 +19,9 @@ only; imports neither transformers nor torch.
 import errno
 import os
 import re
-import sys
+
+from train_resume import log
+from train_resume import where as rank_where
 
 # errno values of failures that may pass, or belong to the machine, not the checkpoint.
 _TRANSIENT_NAMES = (
@@ -112,8 +114,10 @@ def _why(exc):
     return type(exc).__name__
 
 
-def _log(message):
-    print(f"train-resume: {message}", file=sys.stderr, flush=True)
+def describe(exc):
+    """EXC in one line, as a failed-load record holds it: ``Type: message``."""
+    message = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {message}"
 
 
 def to_record(checkpoint, exc):
@@ -123,17 +127,16 @@ def to_record(checkpoint, exc):
     if judged == "deterministic":
         return True
     checkpoint = os.fspath(checkpoint)
-    where = f" (rank {os.environ['RANK']})" if "RANK" in os.environ else ""
-    message = " ".join(str(exc).split()) or "(no message)"
-    line = f"{type(exc).__name__}: {message}"
+    where = rank_where()
+    line = describe(exc)
     if judged == "permission":
-        _log(
+        log(
             f"❌ the trainer could not read {checkpoint}{where}: {line}. Not recorded as a "
             "broken checkpoint (a permission problem, not the checkpoint's): fix the "
             "permissions (ls -la, chmod, or run as the owner); the next start tries it again"
         )
     else:
-        _log(
+        log(
             f"⚠️ loading {checkpoint} failed{where} with an error that may pass "
             f"({_why(exc)}): {line}. Not recorded as a broken checkpoint: the next start "
             "tries it again (if it keeps failing: check the file system, or name another "

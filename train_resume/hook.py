@@ -39,6 +39,9 @@ imports neither transformers nor wandb. The patched Trainer:
 import os
 import sys
 
+from train_resume import PREFIX, log
+from train_resume import where as _where
+
 # Trainer (and TrainerState) methods that read a checkpoint being resumed: an
 # exception raised inside one of them is a failed load of that checkpoint.
 LOAD_FUNCTIONS = frozenset(
@@ -79,15 +82,6 @@ class DecisionError(RuntimeError):
     failed, or not every rank can read the chosen checkpoint): stopped before training."""
 
 
-def _log(message):
-    print(f"train-resume: {message}", file=sys.stderr, flush=True)
-
-
-def _where():
-    rank = os.environ.get("RANK")
-    return f" (rank {rank})" if rank is not None else ""
-
-
 def _same_path(a, b):
     return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
 
@@ -123,36 +117,14 @@ class _Plan:
 
 
 def _library():
-    """The bash library's path (None when not found), found once: beside the package this
-    hook was imported from (a clone, make install, the copy pip puts in
-    <env>/share/train-resume, an editable install's clone), in the installed data files
-    (<env>/share/train-resume), then `train-resume --lib` on PATH."""
-    if "lib" in _found:
-        return _found["lib"]
-    import sysconfig
+    """The bash library's path (None when not found), found once (train_resume.layout.find:
+    beside the package this hook was imported from, the installed data files, then
+    `train-resume --lib` on PATH)."""
+    if "lib" not in _found:
+        from train_resume import layout
 
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    candidates = [os.path.join(here, "lib", "wandb_resume.sh")]
-    for scheme in (sysconfig.get_default_scheme(), f"{os.name}_user"):
-        try:
-            data = sysconfig.get_path("data", scheme)
-        except KeyError:
-            continue
-        candidates.append(os.path.join(data, "share", "train-resume", "lib", "wandb_resume.sh"))
-    found = next((c for c in candidates if os.path.isfile(c)), None)
-    if found is None:
-        import subprocess
-
-        try:
-            done = subprocess.run(
-                ["train-resume", "--lib"], capture_output=True, text=True, timeout=60
-            )
-            path = done.stdout.strip()
-            found = path if done.returncode == 0 and os.path.isfile(path) else None
-        except (OSError, subprocess.SubprocessError):
-            found = None
-    _found["lib"] = found
-    return found
+        _found["lib"] = layout.find(layout.LIBRARY)
+    return _found["lib"]
 
 
 def _job_environment():
@@ -221,14 +193,14 @@ def _decide_for(out, decided_for):
         "WANDB_RESUME_FROM": decision.get("wandb_resume_from"),
     }
     if checkpoint is None:
-        _log(
+        log(
             f"⚠️ this Trainer's output_dir {out} is not the dir the decision was made for "
             f"({decided_for}), and holds no checkpoint: a new run for {out}{_where()} "
             f"(W&B: {'run ' + env['WANDB_RUN_ID'] if env['WANDB_RUN_ID'] else 'a new run'}, "
             f"not the one of {decided_for})"
         )
     else:
-        _log(
+        log(
             f"⚠️ this Trainer's output_dir {out} is not the dir the decision was made for "
             f"({decided_for}): decided for {out}{_where()}:"
         )
@@ -332,14 +304,14 @@ def _script_path(trainer, plan, value):
                 why = logs.strip().splitlines()[-1] if logs.strip() else "exit 1"
                 reason = f"cannot be used ({why.partition('cannot be used: ')[2] or why})"
     if reason is not None:
-        _log(
+        log(
             f"⚠️ the script's resume_from_checkpoint {own!r} {reason}; resuming from "
             f"{checkpoint} instead{_where()}"
         )
         trainer._train_resume_how = f"the trainer did not load {checkpoint}"
         return checkpoint
     trainer._train_resume_how = f"the script resumes from {own} itself"
-    _log(
+    log(
         f"⚠️ the script's resume_from_checkpoint {own!r} differs from the "
         f"decision {checkpoint!r}; keeping the script's{_where()}"
     )
@@ -353,7 +325,7 @@ def _resume_arg(trainer, plan, value):
         return value
     if value is False:
         trainer._train_resume_how = "the script called train(resume_from_checkpoint=False)"
-        _log(
+        log(
             f"⚠️ the script refuses a resume (train(resume_from_checkpoint=False)){_where()}, "
             f"although this job resumes from {checkpoint}: not resuming"
         )
@@ -361,7 +333,7 @@ def _resume_arg(trainer, plan, value):
     if value is None or value is True:
         run_id = os.environ.get("WANDB_RUN_ID", "(new)")
         mode = os.environ.get("WANDB_RESUME")
-        _log(
+        log(
             f"▶ handing off{_where()}: resume from {checkpoint}, W&B run {run_id}, "
             f"WANDB_RESUME={mode}"
         )
@@ -400,22 +372,24 @@ def _failed_load(exc):
 
 def _record_failed_load(checkpoint, exc):
     """Write <dir of CHECKPOINT>/.train-resume/failed/<name>: one line `Type: message`."""
+    from train_resume import layout
+    from train_resume.failures import describe
+
     checkpoint = os.path.abspath(os.fspath(checkpoint)).rstrip(os.sep)
     parent, name = os.path.split(checkpoint)
-    folder = os.path.join(parent, ".train-resume", "failed")
-    message = " ".join(str(exc).split()) or "(no message)"
-    line = f"{type(exc).__name__}: {message}"
-    path = os.path.join(folder, name)
+    line = describe(exc)
+    path = parent  # (where, when the records' folder cannot be named)
     try:
-        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(layout.failed_dir(parent), name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(line + "\n")
         os.replace(tmp, path)
     except OSError as err:
-        _log(f"⚠️ could not record the failed load of {checkpoint} in {path}: {err}")
+        log(f"⚠️ could not record the failed load of {checkpoint} in {path}: {err}")
         return
-    _log(f"❌ the trainer failed to load {checkpoint}{_where()}: {line} (recorded in {path})")
+    log(f"❌ the trainer failed to load {checkpoint}{_where()}: {line} (recorded in {path})")
 
 
 def _check_start(trainer, state):
@@ -434,7 +408,7 @@ def _check_start(trainer, state):
     )
     run_id = os.environ.get("WANDB_RUN_ID", "(none)")
     if os.environ.get("TRAIN_RESUME_ALLOW_FRESH_START") == "1":
-        _log(
+        log(
             f"⚠️ training starts at step 0{_where()} although this job resumes from "
             f"{checkpoint} ({how}); TRAIN_RESUME_ALLOW_FRESH_START=1: going on, and W&B "
             f"run {run_id} gets a fresh trajectory"
@@ -447,8 +421,8 @@ def _check_start(trainer, state):
         "is not overwritten by a fresh trajectory. To start fresh anyway: "
         "TRAIN_RESUME_ALLOW_FRESH_START=1; for a new run: train-resume --checkpoint none"
     )
-    _log(message)
-    raise FreshStartError(f"train-resume: {message}")
+    log(message)
+    raise FreshStartError(PREFIX + message)
 
 
 def _build_guard():
@@ -466,57 +440,85 @@ def _build_guard():
     return TrainResumeGuard
 
 
+def _add_callbacks(trainer, guard_cls):
+    """Give TRAINER the safety net (first) and a WandbResumeCallback (unless it has one,
+    or TRAIN_RESUME_CALLBACK=0 / --no-callback): the callback's class is imported here,
+    when a Trainer is built."""
+    from train_resume import callback as _callback
+
+    callbacks = trainer.callback_handler.callbacks
+    if not any(isinstance(cb, guard_cls) for cb in callbacks):
+        callbacks.insert(0, guard_cls(trainer))
+    wanted = _settings["callback"] and os.environ.get("TRAIN_RESUME_CALLBACK", "1") != "0"
+    if wanted and not any(type(cb).__name__ == _callback.NAME for cb in callbacks):
+        trainer.add_callback(getattr(_callback, _callback.NAME))
+
+
+def _train_plan(trainer):
+    """The plan of TRAINER's train() (_agree), its dir settled; a plan that cannot be
+    applied stops here (DecisionError), before training."""
+    plan = trainer._train_resume_plan = _agree(trainer)
+    if plan is not None:
+        _settled.add(plan.dir)
+        if plan.error:
+            log(f"{plan.error}{_where()}")
+            raise DecisionError(f"{PREFIX}{plan.error}{_where()}")
+    return plan
+
+
+def _train_recording(original_train, trainer, resume, args, kwargs):
+    """original_train(trainer, RESUME, ...); a failed load of RESUME is recorded (only a
+    deterministic one: train_resume.failures), then raised."""
+    try:
+        return original_train(trainer, resume, *args, **kwargs)
+    except Exception as exc:
+        if isinstance(resume, (str, os.PathLike)) and _failed_load(exc):
+            from train_resume import failures
+
+            if failures.to_record(resume, exc):
+                _record_failed_load(resume, exc)
+        raise
+
+
+def _finish_own_run(plan, before_run):
+    """After another dir's train(): a W&B run it started (not BEFORE_RUN) is finished, so
+    that the next Trainer does not log into it, and wandb's settings (read from the
+    environment once, at its first setup) are dropped, so that the next run is started
+    from the job's variables."""
+    run = _wandb_run()
+    if run is None or run is before_run:
+        return
+    log(f"W&B run {run.id} of {plan.dir} finished with its train()")
+    wandb = sys.modules["wandb"]
+    wandb.finish()
+    wandb.teardown()
+
+
 def _patch(trainer_cls):
     """Patch trainer_cls (transformers.Trainer, so its subclasses too), once."""
     if getattr(trainer_cls.__init__, "_train_resume", False):
         return
-    from train_resume import callback as _callback
-
     guard_cls = _build_guard()
     original_init, original_train = trainer_cls.__init__, trainer_cls.train
 
     def __init__(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
-        callbacks = self.callback_handler.callbacks
-        if not any(isinstance(cb, guard_cls) for cb in callbacks):
-            callbacks.insert(0, guard_cls(self))
-        wanted = _settings["callback"] and os.environ.get("TRAIN_RESUME_CALLBACK", "1") != "0"
-        if wanted and not any(type(cb).__name__ == _callback.NAME for cb in callbacks):
-            self.add_callback(getattr(_callback, _callback.NAME))
+        _add_callbacks(self, guard_cls)
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
-        plan = self._train_resume_plan = _agree(self)
-        if plan is not None:
-            _settled.add(plan.dir)
-            if plan.error:
-                _log(f"{plan.error}{_where()}")
-                raise DecisionError(f"train-resume: {plan.error}{_where()}")
+        plan = _train_plan(self)
         # Another dir's decision: its variables for this train() only (W&B reads them
         # at train begin), the job's put back when it returns.
         before = _set_environment(plan.env) if plan is not None and plan.env else None
         run = _wandb_run()
         try:
-            resume_from_checkpoint = _resume_arg(self, plan, resume_from_checkpoint)
-            try:
-                result = original_train(self, resume_from_checkpoint, *args, **kwargs)
-            except Exception as exc:
-                if isinstance(resume_from_checkpoint, (str, os.PathLike)) and _failed_load(exc):
-                    from train_resume import failures  # only deterministic failures are recorded
-
-                    if failures.to_record(resume_from_checkpoint, exc):
-                        _record_failed_load(resume_from_checkpoint, exc)
-                raise
+            resume = _resume_arg(self, plan, resume_from_checkpoint)
+            result = _train_recording(original_train, self, resume, args, kwargs)
         finally:
             if before is not None:
                 _set_environment(before)
-        if before is not None and _wandb_run() is not None and _wandb_run() is not run:
-            # Started for this dir's decision: the next Trainer must not log into it, and
-            # wandb's settings (read from the environment once, at its first setup) are
-            # dropped, so that the next run is started from the job's variables.
-            _log(f"W&B run {_wandb_run().id} of {plan.dir} finished with its train()")
-            wandb = sys.modules["wandb"]
-            wandb.finish()
-            wandb.teardown()
+        if before is not None:
+            _finish_own_run(plan, run)
         return result
 
     __init__._train_resume = train._train_resume = True

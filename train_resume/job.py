@@ -20,14 +20,11 @@ Standard library only; nothing happens without TRAIN_RESUME_JOB_DIR.
 
 import atexit
 import os
-import sys
 import time
 
+from train_resume import log
+
 _registered = {}  # pid -> (path, fd): the registration of this process
-
-
-def _log(message):
-    print(f"train-resume: {message}", file=sys.stderr, flush=True)
 
 
 def host():
@@ -52,14 +49,16 @@ def register():
         return
     import fcntl
 
+    from train_resume.layout import job_file
+
     try:
-        path = os.path.join(job_dir, "procs", f"{pid}.{start_time()}@{host()}")
+        path = os.path.join(job_file(job_dir, "PROCS_DIR"), f"{pid}.{start_time()}@{host()}")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_SH)
         if os.fstat(fd).st_size == 0:
             os.write(fd, f"{key}\n".encode())
     except OSError as err:
-        _log(f"⚠️ could not register this process with job {key} in {job_dir}: {err}")
+        log(f"⚠️ could not register this process with job {key} in {job_dir}: {err}")
         return
     _registered[pid] = (path, fd)
     atexit.register(_unregister)
@@ -68,9 +67,9 @@ def register():
         owner = _owner(job_dir, under_mutex=True)  # (a claim that was taken back?)
     if owner and owner != key:
         _unregister()
-        _log(
+        log(
             f"❌ this process belongs to job {key}, but the output dir now belongs to job "
-            f"{owner} ({os.path.join(job_dir, 'job')}): the rest of job {key} is gone. "
+            f"{owner} ({job_file(job_dir, 'JOB_FILE')}): the rest of job {key} is gone. "
             "Stopped here, so that two jobs never train in one output dir"
         )
         os._exit(1)  # (SystemExit cannot end a process from its sitecustomize)
@@ -82,10 +81,13 @@ def _owner(job_dir, under_mutex=False):
     job makes and takes back is not seen half way."""
     import fcntl
 
+    from train_resume.layout import job_file
+
     fd = None
     try:
         if under_mutex:
-            fd = os.open(os.path.join(job_dir, "lock"), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            lock = job_file(job_dir, "LOCK_FILE")
+            fd = os.open(lock, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
             deadline = time.monotonic() + 30
             while True:
                 try:
@@ -95,7 +97,7 @@ def _owner(job_dir, under_mutex=False):
                     if time.monotonic() > deadline:
                         break
                     time.sleep(0.05)
-        with open(os.path.join(job_dir, "job"), encoding="utf-8", errors="replace") as f:
+        with open(job_file(job_dir, "JOB_FILE"), encoding="utf-8", errors="replace") as f:
             return f.readline().split(" ", 1)[0].strip() or None
     except OSError:
         return None

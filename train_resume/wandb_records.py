@@ -29,6 +29,8 @@ import os
 import struct
 import sys
 
+from train_resume import log
+
 HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
 BLOCK = 32768
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
@@ -58,22 +60,38 @@ def scan(path):
     if data[: len(HEADER)] != HEADER:
         result.status = "not-wandb" if len(data) >= len(HEADER) else "truncated"
         return result
-    pos = result.end = len(HEADER)
-    pieces = []
+    result.end = len(HEADER)
+    _assemble(result, data)
+    result.status = _status(result, data)
+    return result
+
+
+def _pieces(data):
+    """The record pieces of DATA after its header, in order: (kind, bytes, the offset
+    after the piece), up to the first one cut short, zeros (nothing more was written),
+    or not a piece of a record."""
+    pos = len(HEADER)
     while pos < len(data):
         left_in_block = BLOCK - pos % BLOCK
         if left_in_block < 7:  # padding to the next block
             pos += left_in_block
             continue
         if pos + 7 > len(data):
-            break  # a header cut short
+            return  # a header cut short
         _crc, length, kind = struct.unpack_from("<IHB", data, pos)
         if kind == 0 and length == 0:  # zeros: nothing more was written
-            break
+            return
         if pos + 7 + length > len(data) or kind not in (FULL, FIRST, MIDDLE, LAST):
-            break
-        chunk = data[pos + 7 : pos + 7 + length]
+            return
         pos += 7 + length
+        yield kind, data[pos - length : pos], pos
+
+
+def _assemble(result, data):
+    """Join DATA's pieces into RESULT's complete records (a FULL one, or FIRST, MIDDLE...
+    LAST), RESULT.end after the last complete one."""
+    pieces = []
+    for kind, chunk, pos in _pieces(data):
         if kind == FULL:
             pieces = []
             result.records.append(chunk)
@@ -86,13 +104,15 @@ def scan(path):
             result.records.append(b"".join(pieces) + chunk)
             pieces = []
             result.end = pos
+
+
+def _status(result, data):
+    """ok, header-only (no complete record) or truncated (bytes after the last one)."""
     if not result.records and result.end == len(HEADER) == len(data):
-        result.status = "header-only"
-    elif result.end < len(data) and any(data[result.end :]):
-        result.status = "truncated"
-    elif not result.records:
-        result.status = "header-only"
-    return result
+        return "header-only"
+    if result.end < len(data) and any(data[result.end :]):
+        return "truncated"
+    return "ok" if result.records else "header-only"
 
 
 def records(path):
@@ -209,15 +229,11 @@ def _start(ts):
     return f"{ts.seconds}.{ts.nanos:09d}" if ts.seconds else ""
 
 
-def earlier_segments(wandb_dir, run_id, own_folder):
-    """What the earlier offline segments of RUN_ID in WANDB_DIR hold, as `wandb sync`
-    (in start-time order, complete records only) would upload them.
-
-    Returns (max train/global_step logged or None, the server _step the next row of a
-    plain resume gets, the number of segments read). A segment that was itself a
-    rewind (``resume_from``) already numbers its rows as the server will; a plain
-    resumed one is appended after the rows before it.
-    """
+def run_segments(wandb_dir, run_id, own_folder=None):
+    """The offline segments of RUN_ID in WANDB_DIR (their run folders; OWN_FOLDER left
+    out), in the order `wandb sync` must append them (segment_key; the order `python -m
+    train_resume.wandb_records` prints for lib/wandb_resume/sync.bash): a list of
+    (folder, its run record, its complete records)."""
     from pathlib import Path
 
     own = Path(own_folder).resolve() if own_folder else None
@@ -231,23 +247,43 @@ def earlier_segments(wandb_dir, run_id, own_folder):
         run = next((r.run for r in recs if r.WhichOneof("record_type") == "run"), None)
         if run is None or run.run_id != run_id:
             continue
-        found.append((segment_key(_start(run.start_time), data.parent.name), run, recs))
+        key = segment_key(_start(run.start_time), data.parent.name)
+        found.append((key, data.parent, run, recs))
     found.sort(key=lambda f: f[0])
+    return [(folder, run, recs) for _key, folder, run, recs in found]
+
+
+def _global_steps(recs):
+    """The train/global_step values of the history rows in RECS."""
+    for r in recs:
+        if r.WhichOneof("record_type") != "history":
+            continue
+        for item in r.history.item:
+            if (item.key or "/".join(item.nested_key)) == GLOBAL_STEP:
+                yield int(float(item.value_json))
+
+
+def earlier_segments(wandb_dir, run_id, own_folder):
+    """What the earlier offline segments of RUN_ID in WANDB_DIR hold, as `wandb sync`
+    (in start-time order, complete records only) would upload them.
+
+    Returns (max train/global_step logged or None, the server _step the next row of a
+    plain resume gets, the number of segments read). A segment that was itself a
+    rewind (``resume_from``) already numbers its rows as the server will; a plain
+    resumed one is appended after the rows before it.
+    """
+    segments = run_segments(wandb_dir, run_id, own_folder)
     max_step, next_step = None, 0
-    for _key, run, recs in found:
+    for _folder, run, recs in segments:
         steps = [r.history.step.num for r in recs if r.WhichOneof("record_type") == "history"]
         rewound = run.branch_point.run == run_id and run.branch_point.metric == "_step"
         offset = 0 if rewound else next_step
         if steps:
             next_step = offset + max(steps) + 1
-        for r in recs:
-            if r.WhichOneof("record_type") != "history":
-                continue
-            for item in r.history.item:
-                if (item.key or "/".join(item.nested_key)) == GLOBAL_STEP:
-                    g = int(float(item.value_json))
-                    max_step = g if max_step is None else max(max_step, g)
-    return max_step, next_step, len(found)
+        logged = max(_global_steps(recs), default=None)
+        if logged is not None:
+            max_step = logged if max_step is None else max(max_step, logged)
+    return max_step, next_step, len(segments)
 
 
 def _name_id(path):
@@ -271,7 +307,7 @@ def main(argv):
             return NO_WANDB
         except OSError as exc:
             fields = [path, "", "", "unreadable", "0", "", "", "", "0", "0"]
-            print(f"train-resume: cannot read {path}: {exc}", file=sys.stderr)
+            log(f"cannot read {path}: {exc}")
         folder = os.path.basename(os.path.dirname(path))
         rows.append(((_name_id(path), segment_key(fields[2], folder)), fields))
     rows.sort(key=lambda row: row[0])

@@ -123,12 +123,12 @@ def test_a_run_of_epochs_records_that_it_ran_its_epochs(tmp_path):
 
 def test_the_end_is_not_recorded_in_an_output_dir_the_trainer_left_absent_or_empty(tmp_path):
     """A run that saved nothing leaves its output dir as it found it."""
-    from train_resume.callback import record_end
+    from train_resume.callback import MAX_STEPS, record_end
 
-    record_end(str(tmp_path / "absent"), reason="max_steps", step=1, max_steps=1)
+    record_end(str(tmp_path / "absent"), MAX_STEPS, step=1, max_steps=1)
     assert not (tmp_path / "absent").exists()
     (tmp_path / "empty").mkdir()
-    record_end(str(tmp_path / "empty"), reason="max_steps", step=1, max_steps=1)
+    record_end(str(tmp_path / "empty"), MAX_STEPS, step=1, max_steps=1)
     assert list((tmp_path / "empty").iterdir()) == []
 
 

@@ -124,21 +124,27 @@ def test_a_run_script_that_overwrites_pythonpath(trainer_env, tmp_path):
 
 def test_the_hook_finds_the_bash_library_of_its_install(trainer_env):
     """What the hook runs to decide for another dir: beside the imported package (an
-    editable install's clone), else in the installed data files (pip install .)."""
+    editable install's clone), else in the installed data files (pip install .); the
+    definitions both sides share (train_resume.layout) beside it."""
     how, venv = trainer_env
     if how == "absent":
         pytest.skip("no package, no hook")
+    code = (
+        "from train_resume import hook, layout\n"
+        "print(hook._library()); print(layout.find(layout.SHARED))"
+    )
     done = subprocess.run(
-        [venv / "bin" / "python", "-c", "from train_resume import hook; print(hook._library())"],
+        [venv / "bin" / "python", "-c", code],
         cwd=venv,
         env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
+    lib = venv.parent / "src" / "lib"
     if how == "pip install .":
-        assert done.stdout.strip() == str(
-            venv / "share" / "train-resume" / "lib" / "wandb_resume.sh"
-        )
-    else:
-        assert done.stdout.strip() == str(venv.parent / "src" / "lib" / "wandb_resume.sh")
+        lib = venv / "share" / "train-resume" / "lib"
+    assert done.stdout.splitlines() == [
+        str(lib / "wandb_resume.sh"),
+        str(lib / "wandb_resume" / "shared.env"),
+    ]
