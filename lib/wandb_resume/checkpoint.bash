@@ -160,7 +160,7 @@ wandb_resume::_warn_none_beside() {
 # Arguments: OUTPUT_DIR. Sets: text.
 wandb_resume::_none_beside() {
   local out=${1%/} l_path='' l_count=0 l_numbered=0 c_reason error='' quiet=1 name f
-  local st_status st_reason st_step st_max len max=0 i n=0 names=''
+  local st_status='' st_reason='' st_step='' st_max='' len max=0 i n=0 names=''
   local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() good=()
   local GLOBSORT=name number='@(0|[1-9]*([0-9]))'
   [[ -d $out ]] || return 0
@@ -442,7 +442,7 @@ wandb_resume::_latest_try() {
 }
 
 wandb_resume::_latest_checkpoint_cmd() {
-  local l_path l_count l_numbered error quiet=0 st_status st_reason st_step st_max out
+  local l_path='' l_count=0 l_numbered=0 error='' quiet=0 st_status='' st_reason='' st_step='' st_max='' out=''
   local -a skipped=() warnings=() st_where st_type st_value st_wstep
   (($# == 1)) || {
     printf 'usage: wandb_resume::latest_checkpoint OUTPUT_DIR\n' >&2

@@ -291,7 +291,7 @@ wandb_resume::_run_id_from_wandb_dir_cmd() {
 # The body of wandb_resume::run_id_from_trainer_state FILE: the run id stored in a
 # trainer_state.json (read by state.bash).
 wandb_resume::_run_id_from_trainer_state_cmd() {
-  local st_status st_reason st_step st_max t_id t_where id_problem quiet=0 error out
+  local st_status='' st_reason='' st_step='' st_max='' t_id='' t_where='' id_problem='' quiet=0 error='' out=''
   local -a st_where st_type st_value st_wstep skipped=() warnings=()
   (($# == 1)) || {
     printf 'usage: wandb_resume::run_id_from_trainer_state FILE\n' >&2

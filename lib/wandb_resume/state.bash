@@ -172,7 +172,7 @@ end'
 wandb_resume::_read_state() {
   local file=$1 stamp=${2:-} head out n i size nul grep_out whole=1 text=unknown streamed=0
   local -a fields=()
-  [[ ${st_project@a} == *a* ]] || local -a st_project st_entity
+  declare -p st_project >/dev/null 2>&1 || local -a st_project st_entity
   st_status=bad st_reason='' st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
   st_project=() st_entity=()
   if [[ ! -e $file && ! -L $file ]]; then

@@ -240,7 +240,7 @@ wandb_resume::_supervise() {
 # caller's). Returns: as supervise.
 wandb_resume::_supervise_run() {
   local out='' max_restarts=5 sig=USR1 value take error='' child rc=0 number
-  local before='' after='' l_path='' c_reason st_status st_reason st_step st_max job restarts
+  local before='' after='' l_path='' c_reason='' st_status='' st_reason='' st_step='' st_max='' job restarts
   local stop='' why='' name finished=0 stops ended_before fresh=0 code
   local ended_reason ended_signal ended_step ended_max ended_job ended_time ended_text ended_why
   local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() launch=() seen=()

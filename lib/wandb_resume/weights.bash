@@ -207,7 +207,8 @@ wandb_resume::_check_weight_files() {
   # The header lengths: 8 bytes each, little-endian.
   mapfile -t lens < <(head -q -c 8 -- "${st[@]}" 2>/dev/null | od -An -v -t u8 -w8)
   for i in "${!st[@]}"; do
-    local n=${lens[i]//[[:space:]]/} size=${sizes[st_i[i]]}
+    local n=${lens[i]-} size=${sizes[st_i[i]]}
+    n=${n//[[:space:]]/}
     if [[ ! $n =~ ^[0-9]{1,18}$ ]] || ((n < 2 || n > _WANDB_RESUME_ST_HEADER_MAX || n + 8 > size)); then
       c_reason="${labels[st_i[i]]}: safetensors header length ${n:-unreadable} does not fit the file ($size bytes; truncated?)"
       return 1
