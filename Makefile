@@ -84,7 +84,7 @@ install: ## install into $(PREFIX) (bin/train-resume, lib, the Python package)
 	  "$$dest/lib/train-resume/train_resume/bootstrap" "$$dest/bin"; \
 	install -m 755 bin/train-resume "$$dest/lib/train-resume/bin/"; \
 	install -m 644 lib/wandb_resume.sh "$$dest/lib/train-resume/lib/"; \
-	install -m 644 lib/wandb_resume/*.bash "$$dest/lib/train-resume/lib/wandb_resume/"; \
+	install -m 644 lib/wandb_resume/*.bash lib/wandb_resume/shared.env "$$dest/lib/train-resume/lib/wandb_resume/"; \
 	install -m 644 train_resume/*.py "$$dest/lib/train-resume/train_resume/"; \
 	install -m 644 train_resume/bootstrap/*.py "$$dest/lib/train-resume/train_resume/bootstrap/"; \
 	ln -sfn ../lib/train-resume/bin/train-resume "$$dest/bin/train-resume"; \

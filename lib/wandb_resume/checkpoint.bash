@@ -128,6 +128,14 @@ wandb_resume::_choose_checkpoint() {
   fi
 }
 
+# The finished rule of a trainer_state (shared.env; the callback's "max_steps" end
+# reason is the same): at its end when max_steps > 0 and global_step >= max_steps.
+# Arguments: STEP MAX. Returns: 0 at its end, 1 not, or not whole numbers.
+wandb_resume::_at_max_steps() {
+  [[ $1 == +([0-9]) && $2 == +([0-9]) && ${#1} -le 18 && ${#2} -le 18 ]] &&
+    ((10#$2 > 0 && 10#$1 >= 10#$2))
+}
+
 # A run that already ended (a requeue after the end, the same command started
 # again): said, not refused, since the command may ask for more steps. Ended: the
 # chosen checkpoint is at its max_steps, or it is the step where the trainer's end
@@ -135,12 +143,12 @@ wandb_resume::_choose_checkpoint() {
 # stopped by its own rule before max_steps (should_training_stop: EarlyStopping).
 # Reads: ckpt, output_dir, st_step, st_max. Appends to warnings.
 wandb_resume::_warn_finished() {
-  local ended_reason='' ended_signal ended_step='' ended_max ended_job ended_time ended_text ended_why
+  local ended_reason='' ended_signal='' ended_step='' ended_max='' ended_job='' ended_time=''
+  local ended_text='' ended_why=''
   [[ ${ckpt%/*} == "$output_dir" ]] && wandb_resume::_read_ended "$output_dir"
   if [[ $ended_reason == should_training_stop && $ended_step == "$st_step" ]]; then
-    wandb_resume::_warn "${ckpt##*/} is where that run ended: $ended_why, recorded in $output_dir/.train-resume/ended. It already finished: resuming it trains past its own stopping rule until that rule stops it again (EarlyStoppingCallback: at its next evaluation)"
-  elif [[ $st_step == +([0-9]) && $st_max == +([0-9]) && ${#st_step} -le 18 && ${#st_max} -le 18 ]] &&
-    ((10#$st_max > 0 && 10#$st_step >= 10#$st_max)); then
+    wandb_resume::_warn "${ckpt##*/} is where that run ended: $ended_why, recorded in $output_dir/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_ENDED_FILE. It already finished: resuming it trains past its own stopping rule until that rule stops it again (EarlyStoppingCallback: at its next evaluation)"
+  elif wandb_resume::_at_max_steps "$st_step" "$st_max"; then
     wandb_resume::_warn "${ckpt##*/} is at global_step $st_step of its max_steps $st_max: that run already finished; resuming it trains on only if the command asks for more steps"
   fi
 }

@@ -15,8 +15,7 @@
 wandb_resume::_failed_record() {
   local dir=${1%/} rec line=''
   ((${forget_failed:-0})) && return 1
-  rec=${dir%/*}/.train-resume/failed/${dir##*/}
-  [[ $dir == */* ]] || rec=.train-resume/failed/$dir
+  wandb_resume::_record_path "$_WANDB_RESUME_FAILED_DIR" "$dir" rec
   [[ -f $rec ]] || return 1
   [[ -e $dir/trainer_state.json && $rec -ot $dir/trainer_state.json ]] && return 1
   if [[ -r $rec ]]; then
@@ -34,7 +33,7 @@ wandb_resume::_failed_record() {
 # --explain: say which would be removed, and only ignore them).
 # Arguments: OUTPUT_DIR. Returns 0, 1 when one cannot be removed (error).
 wandb_resume::_forget_failed() {
-  local dir=${1%/}/.train-resume/failed f
+  local dir=${1%/}/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_FAILED_DIR f
   local -a recs=()
   [[ -d $dir ]] || return 0
   recs=("$dir"/*)

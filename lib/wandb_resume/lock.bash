@@ -37,7 +37,7 @@ wandb_resume::_mutex_take() {
     error="flock not found on PATH: cannot take the lock of $output_dir (install util-linux; or --no-lock, if you are sure no other job uses this output dir)"
     return 1
   fi
-  if ! { exec {mutex_fd}>>"$job_dir/lock"; } 2>/dev/null; then
+  if ! { exec {mutex_fd}>>"$job_dir/$_WANDB_RESUME_LOCK_FILE"; } 2>/dev/null; then
     mutex_fd=''
     error="cannot open the lock $job_dir/lock: $(wandb_resume::_permission_reason "$job_dir")"
     return 1
@@ -93,7 +93,7 @@ wandb_resume::_registered_alive() {
 wandb_resume::_other_job_alive() {
   local f key
   other='' other_key=''
-  for f in "$job_dir"/procs/*; do
+  for f in "$job_dir/$_WANDB_RESUME_PROCS_DIR"/*; do
     key=''
     { IFS= read -r key <"$f"; } 2>/dev/null
     if wandb_resume::_registered_alive "$f"; then
@@ -112,7 +112,7 @@ wandb_resume::_other_job_alive() {
 wandb_resume::_register() {
   local start pstate name file fd
   wandb_resume::_proc_start "$BASHPID"
-  name=$BASHPID.$start@$host file=$job_dir/procs/$BASHPID.$start@$host
+  name=$BASHPID.$start@$host file=$job_dir/$_WANDB_RESUME_PROCS_DIR/$BASHPID.$start@$host
   if ! { printf '%s\n' "$job_key" >"$file"; } 2>/dev/null; then
     error="cannot register with the job in $file: $(wandb_resume::_permission_reason "$job_dir/procs")"
     return 1
@@ -132,28 +132,27 @@ wandb_resume::_register() {
 # Reads: output_dir. Sets: job_key, step_key, job_dir, host, mutex_fd; error.
 # Returns: 0 joined, 1 refused or failed (error says why).
 wandb_resume::_job_join() {
-  local wait number other other_key owner='' now waited=0 f pid
-  wandb_resume::_env_number TRAIN_RESUME_LOCK_WAIT 0 || return 1
-  wait=$number
+  local wait=0 other other_key owner='' now waited=0 f pid
+  wandb_resume::_env_number TRAIN_RESUME_LOCK_WAIT 0 wait || return 1
   wandb_resume::_job_key || return 1
   wandb_resume::_job_dir "$output_dir" || return 1
   while :; do
     wandb_resume::_mutex_take || return 1
-    { IFS= read -r owner <"$job_dir/job"; } 2>/dev/null
+    { IFS= read -r owner <"$job_dir/$_WANDB_RESUME_JOB_FILE"; } 2>/dev/null
     # Claim first, then look (a process of the old job that registers meanwhile reads
     # the claim and stops, train_resume/job.py; or it is seen here): never both.
     if [[ ${owner%% *} != "$job_key" ]]; then
       printf -v now '%(%s)T' -1
       { printf '%s %s %s %s\n' "$job_key" "$host" "$BASHPID" "$now" >"$job_dir/.job.$BASHPID" &&
-        mv -f -- "$job_dir/.job.$BASHPID" "$job_dir/job"; } 2>/dev/null
+        mv -f -- "$job_dir/.job.$BASHPID" "$job_dir/$_WANDB_RESUME_JOB_FILE"; } 2>/dev/null
     fi
     wandb_resume::_other_job_alive
     [[ -n $other ]] || break
     # (our claim taken back: the owner stays who it was)
     if [[ -z $owner ]]; then
-      rm -f -- "$job_dir/job" 2>/dev/null
+      rm -f -- "$job_dir/$_WANDB_RESUME_JOB_FILE" 2>/dev/null
     elif [[ ${owner%% *} != "$job_key" ]]; then
-      { printf '%s\n' "$owner" >"$job_dir/.job.$BASHPID" && mv -f -- "$job_dir/.job.$BASHPID" "$job_dir/job"; } 2>/dev/null
+      { printf '%s\n' "$owner" >"$job_dir/.job.$BASHPID" && mv -f -- "$job_dir/.job.$BASHPID" "$job_dir/$_WANDB_RESUME_JOB_FILE"; } 2>/dev/null
     fi
     wandb_resume::_mutex_release
     f=${other##*/} pid=${f%%.*}

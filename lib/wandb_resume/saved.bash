@@ -39,11 +39,14 @@ _WANDB_RESUME_STAT_RE='[0-9]+ [0-9]+ [0-9]+\.[0-9]{9} [0-9]+\.[0-9]{9}'
 # Up to this size, the NUL grep is grep -P (_has_nul).
 _WANDB_RESUME_PCRE_MAX=8388608
 
-# The save record of a checkpoint DIR. Arguments: DIR. Sets: rec.
+# The record of KIND (a folder of shared.env: SAVED_DIR, the save records;
+# FAILED_DIR, the failed-load records) of checkpoint DIR:
+# <its parent>/.train-resume/KIND/<its name>. Arguments: KIND DIR OUT.
+# Sets the variable named OUT.
 wandb_resume::_record_path() {
-  local dir=${1%/}
-  rec=.train-resume/saved/$dir
-  [[ $dir == */* ]] && rec=${dir%/*}/.train-resume/saved/${dir##*/}
+  local dir=${2%/} parent=''
+  [[ $dir == */* ]] && parent=${dir%/*}/
+  printf -v "$3" '%s' "$parent$_WANDB_RESUME_STATE_DIR/$1/${dir##*/}"
 }
 
 # Write the save record of each CHECKPOINT (wandb_resume::record_save).
@@ -77,7 +80,7 @@ wandb_resume::_record_one() {
   local -a st_where=() st_type=() st_value=() st_wstep=() st_project=() st_entity=() entries=() ids=()
   [[ -n $dir ]] || dir=/
   [[ -f $dir/trainer_state.json ]] || return 0
-  wandb_resume::_record_path "$dir"
+  wandb_resume::_record_path "$_WANDB_RESUME_SAVED_DIR" "$dir" rec
   folder=${rec%/*} tmp=${rec%/*}/.${rec##*/}.$BASHPID
   if ! mkdir -p -- "$folder" 2>/dev/null || ! : 2>/dev/null >"$tmp"; then
     wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
@@ -198,7 +201,7 @@ wandb_resume::_record_holds() {
   local step='' max='' weights='' kb='' where type id wstep project entity state=0 size=''
   local -a lines=() args=() r_where=() r_type=() r_value=() r_wstep=() r_project=() r_entity=()
   local - IFS=$'\n' GLOBSORT=name # (the record's lines are split, never globbed: set -f)
-  wandb_resume::_record_path "$dir"
+  wandb_resume::_record_path "$_WANDB_RESUME_SAVED_DIR" "$dir" rec
   [[ -f $rec ]] || return 1
   IFS= read -r -d '' -N 65536 text 2>/dev/null <"$rec"
   [[ $text == "$_WANDB_RESUME_RECORD_HEADER"$'\n'*$'\nchecked complete\n'*$'\nend\n' ]] || return 1
@@ -293,7 +296,7 @@ wandb_resume::_has_nul() {
 wandb_resume::_record_state() {
   local rec line
   stamp=''
-  wandb_resume::_record_path "$1"
+  wandb_resume::_record_path "$_WANDB_RESUME_SAVED_DIR" "$1" rec
   [[ -f $rec && -r $rec ]] || return 0
   IFS= read -r -d '' -N 256 line 2>/dev/null <"$rec"
   if [[ $line == "$_WANDB_RESUME_RECORD_HEADER"$'\nstate '* ]]; then
@@ -334,15 +337,15 @@ wandb_resume::_unfinished_save() {
   [[ $dir == */* ]] && parent=${dir%/*}
   [[ $name =~ ^checkpoint-([1-9][0-9]{0,17})$ ]] || return 1
   n=${BASH_REMATCH[1]}
-  [[ -e $parent/.train-resume/saved/$name ]] && return 1
+  [[ -e $parent/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_SAVED_DIR/$name ]] && return 1
   if [[ -z $rec_oldest ]]; then
     rec_oldest=none
     # (an extglob pattern from a variable: the caller may have sourced us without extglob)
-    for f in "$parent"/.train-resume/saved/checkpoint-$number; do
+    for f in "$parent/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_SAVED_DIR"/checkpoint-$number; do
       f=${f##*/checkpoint-}
       ((${#f} <= 18)) && [[ $rec_oldest == none || $f -lt $rec_oldest ]] && rec_oldest=$f
     done
   fi
   [[ $rec_oldest != none ]] && ((n > rec_oldest)) || return 1
-  c_reason="its save did not finish on every rank: no save record, though the saves from checkpoint-$rec_oldest on are recorded (.train-resume/saved/; the callback records a save once every rank has finished it): killed after rank 0 wrote trainer_state.json, before another rank (or the trainer's own extras, such as TRL's entropy_ctrl_state.json) had finished"
+  c_reason="its save did not finish on every rank: no save record, though the saves from checkpoint-$rec_oldest on are recorded ($_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_SAVED_DIR/; the callback records a save once every rank has finished it): killed after rank 0 wrote trainer_state.json, before another rank (or the trainer's own extras, such as TRL's entropy_ctrl_state.json) had finished"
 }
