@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # checkpoint.bash: what makes a checkpoint complete, and the newest complete
 # checkpoint-N of an output dir.
@@ -56,6 +55,7 @@ wandb_resume::_choose_output_dir() {
 # Reads: want, how, output_dir, forget_failed. Sets: mode (resume|new), ckpt,
 #   detail, the st_* of the chosen checkpoint; logs the choice.
 # Returns: 0, 1 the decision failed (logged).
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: forget_failed, detail
 wandb_resume::_choose_checkpoint() {
   local abs l_path l_count l_numbered c_reason
   if [[ -n $output_dir ]] && ((forget_failed)); then
@@ -142,6 +142,7 @@ wandb_resume::_at_max_steps() {
 # record (OUTPUT_DIR/.train-resume/ended, wandb_resume::_read_ended) says the run
 # stopped by its own rule before max_steps (should_training_stop: EarlyStopping).
 # Reads: ckpt, output_dir, st_step, st_max. Appends to warnings.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: ended_signal, ended_max, ended_job, ended_time, ended_text
 wandb_resume::_warn_finished() {
   local ended_reason='' ended_signal='' ended_step='' ended_max='' ended_job='' ended_time=''
   local ended_text='' ended_why=''
@@ -206,6 +207,7 @@ wandb_resume::_none_beside() {
 #   not read it or a file in it (c_reason: owner, mode, user), 4 a file in it
 #   vanished while it was checked (c_reason; _latest also takes 1-3 for a vanish
 #   when DIR itself is gone).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: st_project, st_entity
 wandb_resume::_check_checkpoint() {
   local dir=$1 rc w_only=0
   local -a st_project=() st_entity=()
@@ -316,6 +318,7 @@ wandb_resume::_warn_accelerate_layout() {
 # Returns: 0 (also when none), 1 when the dir cannot be read, the checkpoint it
 #   would take cannot be read (permissions), or a tool of ours failed (error says
 #   which).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: rec_oldest
 wandb_resume::_latest() {
   local out=${1%/} f name c_reason rc listing=0 rec_oldest=''
   local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
@@ -449,6 +452,7 @@ wandb_resume::_latest_try() {
   return 3
 }
 
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: l_count, quiet, warnings, st_where, st_type, st_value, st_wstep
 wandb_resume::_latest_checkpoint_cmd() {
   local l_path='' l_count=0 l_numbered=0 error='' quiet=0 st_status='' st_reason='' st_step='' st_max='' out=''
   local -a skipped=() warnings=() st_where st_type st_value st_wstep

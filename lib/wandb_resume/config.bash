@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # config.bash: resume_from_checkpoint and output_dir from the trainer's YAML or
 # JSON config file.
@@ -15,6 +14,7 @@
 # Arguments: FILE. Sets: cfg_resume ("" when absent, null or false; `latest` when
 # true; else the path), cfg_output_dir ("" when absent or null), error.
 # Returns 1 when the file cannot be read.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: error, cfg_resume, cfg_output_dir
 wandb_resume::_read_config() {
   local file=$1 line key value out quoted
   local -a fields=()

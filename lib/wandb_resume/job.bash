@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # job.bash: what a job is, where its state lives, and the decision its tasks share.
 #
@@ -144,6 +143,7 @@ wandb_resume::_job_dir() {
 # What the tasks of one job compare before using a decision one of them made: the
 # checkpoint-* names of the output dir and its failed-load records, and the options
 # and variables the decision reads. Sets: listing, inputs.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: output_dir, checkpoint, config, wandb_dir, resume_mode, sources, rewind, allow_weights_only
 wandb_resume::_job_inputs() {
   local -a c=("$output_dir"/checkpoint-*) f=("$output_dir/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_FAILED_DIR"/*)
   local IFS=/
@@ -178,6 +178,7 @@ wandb_resume::_job_write_decision() {
 # Reads: job_dir, job_key, step_key, output_dir and the options. Sets: reused (1 when
 # used), the decision's locals (mode, ckpt, run_id, run_id_source, wandb_resume,
 # resume_from); error. Returns: 0, 1 an error (logged by the caller).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: reused
 wandb_resume::_job_read_decision() {
   local listing inputs what
   local -a d=()

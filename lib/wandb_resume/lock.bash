@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # lock.bash: one job per output dir. The lock of an output dir belongs to a job
 # (job.bash: its key, its state dir), not to a process:
@@ -109,6 +108,7 @@ wandb_resume::_other_job_alive() {
 # JOB_DIR/procs/<pid>.<start>@<host> holds the job key and is flock-ed (shared) on a
 # descriptor that stays open (through an exec, too). Reads: job_dir, job_key, host.
 # Sets: _WANDB_RESUME_REGISTERED; error. Returns: 0, 1.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: pstate
 wandb_resume::_register() {
   local start pstate name file fd
   wandb_resume::_proc_start "$BASHPID"
@@ -189,6 +189,7 @@ wandb_resume::_export_job() {
   fi
 }
 
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: explain, step_key, quiet
 wandb_resume::_lock_cmd() {
   local error='' quiet=0 explain=0 output_dir abs job_key='' step_key='' job_dir='' host='' mutex_fd='' rc=0
   (($# == 1)) && [[ -n $1 ]] || {

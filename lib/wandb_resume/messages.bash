@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # messages.bash: log lines (English and the seed's Chinese wording), warnings,
 # skips, and the reason a path cannot be read. ❌ marks an error (nothing is run);
@@ -10,7 +9,7 @@
 # Arguments: LEVEL (info|warn|error) KEY [ARGS...]
 wandb_resume::_log() {
   [[ $1 != error && ${quiet:-0} == 1 ]] && return 0
-  local level=$1 key=$2 fmt
+  local key=$2 fmt
   shift 2
   wandb_resume::_fmt "$key"
   # shellcheck disable=SC2059 # the format is one of ours, from _fmt; data are arguments
@@ -18,6 +17,7 @@ wandb_resume::_log() {
 }
 
 # Set `fmt` (the caller's local) to the printf format of a message KEY.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: _wr_lang_env
 wandb_resume::_fmt() {
   local lang=en
   case ${WANDB_RESUME_LANG:-} in
@@ -85,6 +85,7 @@ wandb_resume::_fmt() {
 }
 
 # Set `detail` (the caller's local) to message KEY with ARGS, in the log's language.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: detail
 wandb_resume::_detail() {
   local fmt
   wandb_resume::_fmt "$1"

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # options.bash: the options of bin/train-resume and wandb_resume::configure.
 # Part of lib/wandb_resume.sh.
@@ -31,6 +30,7 @@ wandb_resume::_optarg() {
 #   stop=1 after --help, --version or --lib (printed here).
 # Returns: 0; 2 a usage error (no arguments at all: the usage lines); 1 jq is
 #   missing; 127 COMMAND not found, 126 not executable (each logged).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: config, wandb_dir, rewind, forget_failed, no_lock, allow_weights_only, json, quiet, stop
 wandb_resume::_parse_options() {
   local caller=$1 value take src hint usage status
   shift

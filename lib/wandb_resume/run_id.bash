@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # run_id.bash: W&B run ids: W&B's rules for an id, and the id found in the run
 # folders of a `wandb` dir (run-<time>-<id>/run-<id>.wandb).
@@ -21,6 +20,7 @@ _WANDB_RESUME_DEFAULT_SOURCES=checkpoint-wandb,trainer-state,wandb-dir,env
 #   env            an existing WANDB_RUN_ID
 # Reads: source_list, ckpt, output_dir, wandb_dir, resume_mode and the st_* of the
 #   checkpoint. Sets: run_id, run_id_source, wandb_resume; logs every step.
+# shellcheck disable=SC2034,SC2154 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: wandb_resume; read here, a caller's: source_list, ckpt, output_dir, resume_mode
 wandb_resume::_find_run_id() {
   local src dir abs i t_id t_where w_id w_folder id_problem joined
   local -a cand_src=() cand_id=() cand_detail=() searched=() dirs=() scanned=()
@@ -97,6 +97,7 @@ wandb_resume::_find_run_id() {
 # Without such an argument it is not known (transformers 5 defaults to none, but a
 # script or a config file may say wandb): then it may. Reads: command.
 # Returns: 0 it may report to W&B, 1 it does not.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: command
 wandb_resume::_reports_to_wandb() {
   local arg values='' given='' taking=''
   [[ ${WANDB_MODE:-} != disabled ]] || return 1
@@ -290,6 +291,7 @@ wandb_resume::_run_id_from_wandb_dir_cmd() {
 
 # The body of wandb_resume::run_id_from_trainer_state FILE: the run id stored in a
 # trainer_state.json (read by state.bash).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: st_step, st_max, quiet, error, out, st_wstep, skipped
 wandb_resume::_run_id_from_trainer_state_cmd() {
   local st_status='' st_reason='' st_step='' st_max='' t_id='' t_where='' id_problem='' quiet=0 error='' out=''
   local -a st_where st_type st_value st_wstep skipped=() warnings=()

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # saved.bash: the save records, OUTPUT_DIR/.train-resume/saved/checkpoint-N. The
 # trainer callback (train_resume/callback.py) has wandb_resume::record_save write one
@@ -52,6 +51,7 @@ wandb_resume::_record_path() {
 # Write the save record of each CHECKPOINT (wandb_resume::record_save).
 # Returns: 0 every record written, 1 one could not be written or a checkpoint could
 #   not be checked (said on stderr), 2 usage error.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: quiet, skipped, warnings
 wandb_resume::_record_save_cmd() {
   local ck rc=0 quiet=0
   local -a skipped=() warnings=()
@@ -73,6 +73,7 @@ wandb_resume::_record_save_cmd() {
 # identity is taken before and after the check, and the check is recorded only when
 # nothing changed meanwhile. Arguments: DIR. Returns: 0 written (complete or not), 1
 # not written, or a tool of ours failed (said on stderr).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: allow_weights_only, forget_failed
 wandb_resume::_record_one() {
   local dir=${1%/} rec folder tmp before='' after line kb state_id='' name i rc=0 checked clock=0
   local c_reason='' error='' st_status='' st_reason='' st_step='' st_max='' w_only=0
@@ -171,7 +172,7 @@ wandb_resume::_record_one() {
 #   clock pass (a ctime in the future: the clock set back).
 wandb_resume::_record_before() {
   local try out probe line t
-  for try in 1 2 3 4 5 6 7 8; do
+  for ((try = 1; try <= 8; try++)); do
     : 2>/dev/null >"$tmp" || return 1
     out=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$tmp" "$dir" "${entries[@]}" 2>/dev/null) || return 1
     probe=${out%%$'\n'*} before=${out#*$'\n'}
@@ -196,6 +197,7 @@ wandb_resume::_record_before() {
 # Sets (on 0): the st_* of the state as recorded (st_status=ok), w_only, st_kb.
 # Returns: 0 it holds, 1 it does not (no record, another format, a mismatch, NUL
 #   bytes, a tool that failed: the caller checks the files as without a record).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: st_status, st_reason, st_kb
 wandb_resume::_record_holds() {
   local dir=${1%/} rec text line key value expect='' now got=0 grep_out error
   local step='' max='' weights='' kb='' where type id wstep project entity state=0 size=''
@@ -277,6 +279,7 @@ wandb_resume::_record_holds() {
 # _WANDB_RESUME_PCRE_MAX bytes with -P '\x00' (no pattern to write first: a process
 # less), larger with -F and a NUL from a pipe (PCRE takes ~10 times as long on 173 MB).
 # Arguments: FILE SIZE. Returns: 0 it does, or not known (grep failed); 1 it does not.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: grep_out
 wandb_resume::_has_nul() {
   local grep_out error rc=3
   if (($2 <= _WANDB_RESUME_PCRE_MAX)); then

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # supervise.bash: running the trainer under SLURM: forward the stop signal to every
 # process of the trainer that takes it, wait for all of them, requeue unless it
@@ -113,6 +112,7 @@ wandb_resume::_catches() {
 # ranks with TERM itself. When no process catches it, LEADER gets it.
 # Arguments: SIG LEADER. Adds to `seen` (pid:start of every process of the tree: the
 # drain waits for them). Logs.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: pstate
 wandb_resume::_forward() {
   local sig=$1 leader=$2 num pid c start pstate host jobdir=${TRAIN_RESUME_JOB_DIR:-}
   local -A kids=()
@@ -226,6 +226,7 @@ wandb_resume::_read_ended() {
 # next decision logs what it skips. Arguments: OUTPUT_DIR. Sets: l_path, st_step,
 # st_max; error. Returns: 0 (l_path '' when there is none), 1 it cannot be told
 # (error says why: jq missing or crashing, the checkpoint it would take unreadable).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: l_count, l_numbered
 wandb_resume::_supervise_latest() {
   local quiet=1 l_count=0 l_numbered=0
   wandb_resume::_latest "$1"
@@ -244,6 +245,7 @@ wandb_resume::_supervise() {
 # DONE already there, SLURM's numbers, the checkpoints before, start, wait (forwarding
 # a stop signal), drain, how it ended, then DONE or the requeue. Sets: quiet (-q, the
 # caller's). Returns: as supervise.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: c_reason, st_status, st_reason, ended_job, ended_time, skipped, warnings, st_where, st_type, st_value, st_wstep
 wandb_resume::_supervise_run() {
   local out='' max_restarts=5 sig=${_WANDB_RESUME_STOP_SIGNALS%%,*} error='' child=''
   local rc=0 before='' after='' l_path='' c_reason='' st_status='' st_reason='' st_step='' st_max=''
@@ -295,6 +297,7 @@ wandb_resume::_supervise_run() {
 # supervise's options. Arguments: as supervise. Sets: out, max_restarts, sig, quiet,
 # shift_by (how many arguments they took: COMMAND follows). Returns: 0, 2 usage
 # error (logged).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: quiet
 wandb_resume::_supervise_options() {
   local value take n=$# choices=${_WANDB_RESUME_STOP_SIGNAL_CHOICES//,/, }
   while (($#)); do
@@ -333,6 +336,7 @@ wandb_resume::_supervise_options() {
 # Start COMMAND in the background, as the leader of its own process group, with the
 # stop signals trapped (SIG and TERM). Arguments: COMMAND... Reads: sig, job,
 # restarts, max_restarts. Sets: child (its pid).
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: _wr_lc_all
 wandb_resume::_supervise_start() {
   local stops=$sig
   local -a launch=()
