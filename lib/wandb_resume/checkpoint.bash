@@ -57,7 +57,7 @@ wandb_resume::_choose_output_dir() {
 # Returns: 0, 1 the decision failed (logged).
 # shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: forget_failed, detail
 wandb_resume::_choose_checkpoint() {
-  local abs l_path l_count l_numbered c_reason
+  local abs='' l_path='' l_count=0 l_numbered=0 c_reason=''
   if [[ -n $output_dir ]] && ((forget_failed)); then
     wandb_resume::_forget_failed "$output_dir" || {
       wandb_resume::_log error error "$error"
@@ -71,54 +71,8 @@ wandb_resume::_choose_checkpoint() {
       wandb_resume::_detail d_ignored "$how"
       [[ -z $output_dir ]] || wandb_resume::_warn_none_beside "$output_dir"
       ;;
-    latest)
-      if ! wandb_resume::_latest "$output_dir"; then
-        wandb_resume::_log error error "$error"
-        return 1
-      fi
-      if [[ -n $l_path ]]; then
-        mode=resume ckpt=$l_path
-        wandb_resume::_detail d_newest "$output_dir"
-      elif ((l_numbered > 0)); then
-        # Never start over silently: a new run would write its checkpoint-N among
-        # the old ones, and the next decision would mix the two runs.
-        local i list=''
-        for ((i = 0; i < ${#skipped[@]}; i += 2)); do
-          list+=$'\n'"  - ${skipped[i]}: ${skipped[i + 1]}"
-        done
-        wandb_resume::_log error error "$l_numbered checkpoint-N folder(s) in $output_dir, none complete:$list"$'\n'"Nothing was exported or run. To start over on purpose, ignoring them: train-resume --checkpoint none -o $output_dir ... (better: a new --output-dir); to resume one anyway, fix it or name it with --checkpoint PATH."
-        return 1
-      elif [[ -d $output_dir ]]; then
-        mode=new
-        wandb_resume::_detail d_none_in "$output_dir"
-        wandb_resume::_warn_accelerate_layout "$output_dir"
-      else
-        mode=new
-        wandb_resume::_detail d_not_yet "$output_dir"
-        # A mistyped parent would silently become a new run, the whole path created.
-        [[ -z $parent_gone ]] ||
-          wandb_resume::_warn "the output dir's parent $parent_gone does not exist either: a new run creates the whole path (mistyped? a resume needs the dir that holds the checkpoints)"
-      fi
-      ;;
-    *)
-      wandb_resume::_absolute "$want"
-      wandb_resume::_check_checkpoint "$abs"
-      case $? in
-        1 | 3 | 4)
-          # A relative path is taken from the current directory, not the output dir.
-          [[ $want == /* || ! -e $output_dir/$want || $c_reason != 'no such file or directory' ]] ||
-            c_reason+=" (a relative path is taken from the current directory, $PWD; $output_dir/$want exists: give that path)"
-          wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
-          return 1
-          ;;
-        2)
-          wandb_resume::_log error error "$error"
-          return 1
-          ;;
-      esac
-      mode=resume ckpt=$abs
-      wandb_resume::_detail d_chosen "$how"
-      ;;
+    latest) wandb_resume::_choose_latest || return ;;
+    *) wandb_resume::_choose_named || return ;;
   esac
   if [[ $mode == new ]]; then
     wandb_resume::_log info new "$detail"
@@ -126,6 +80,65 @@ wandb_resume::_choose_checkpoint() {
     wandb_resume::_log info resume "$ckpt" "$detail"
     wandb_resume::_warn_finished
   fi
+}
+
+# Step 1, latest (the default): the newest complete checkpoint of the output dir; a
+# new run when it holds none; an error when it holds checkpoints none of which is
+# complete. Reads: output_dir, parent_gone. Sets: mode, ckpt, detail, the st_*.
+# Returns: 0, 1 the decision failed (logged).
+wandb_resume::_choose_latest() {
+  if ! wandb_resume::_latest "$output_dir"; then
+    wandb_resume::_log error error "$error"
+    return 1
+  fi
+  if [[ -n $l_path ]]; then
+    mode=resume ckpt=$l_path
+    wandb_resume::_detail d_newest "$output_dir"
+  elif ((l_numbered > 0)); then
+    # Never start over silently: a new run would write its checkpoint-N among
+    # the old ones, and the next decision would mix the two runs.
+    local i list=''
+    for ((i = 0; i < ${#skipped[@]}; i += 2)); do
+      list+=$'\n'"  - ${skipped[i]}: ${skipped[i + 1]}"
+    done
+    wandb_resume::_log error error "$l_numbered checkpoint-N folder(s) in $output_dir, none complete:$list"$'\n'"Nothing was exported or run. To start over on purpose, ignoring them: train-resume --checkpoint none -o $output_dir ... (better: a new --output-dir); to resume one anyway, fix it or name it with --checkpoint PATH."
+    return 1
+  elif [[ -d $output_dir ]]; then
+    mode=new
+    wandb_resume::_detail d_none_in "$output_dir"
+    wandb_resume::_warn_accelerate_layout "$output_dir"
+  else
+    mode=new
+    wandb_resume::_detail d_not_yet "$output_dir"
+    # A mistyped parent would silently become a new run, the whole path created.
+    [[ -z $parent_gone ]] ||
+      wandb_resume::_warn "the output dir's parent $parent_gone does not exist either: a new run creates the whole path (mistyped? a resume needs the dir that holds the checkpoints)"
+  fi
+  return 0
+}
+
+# Step 1, a checkpoint named (--checkpoint PATH, or the config's): it, complete, or an
+# error (never a fallback). Reads: want, how, output_dir. Sets: mode, ckpt, detail,
+# abs, c_reason, the st_*. Returns: 0, 1 the decision failed (logged).
+wandb_resume::_choose_named() {
+  wandb_resume::_absolute "$want"
+  wandb_resume::_check_checkpoint "$abs"
+  case $? in
+    1 | 3 | 4)
+      # A relative path is taken from the current directory, not the output dir.
+      [[ $want == /* || ! -e $output_dir/$want || $c_reason != 'no such file or directory' ]] ||
+        c_reason+=" (a relative path is taken from the current directory, $PWD; $output_dir/$want exists: give that path)"
+      wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
+      return 1
+      ;;
+    2)
+      wandb_resume::_log error error "$error"
+      return 1
+      ;;
+  esac
+  mode=resume ckpt=$abs
+  wandb_resume::_detail d_chosen "$how"
+  return 0
 }
 
 # The finished rule of a trainer_state (shared.env; the callback's "max_steps" end

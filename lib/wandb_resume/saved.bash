@@ -75,9 +75,9 @@ wandb_resume::_record_save_cmd() {
 # not written, or a tool of ours failed (said on stderr).
 # shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: allow_weights_only, forget_failed
 wandb_resume::_record_one() {
-  local dir=${1%/} rec folder tmp before='' after line kb state_id='' name i rc=0 checked clock=0
+  local dir=${1%/} rec folder tmp before='' after='' line kb='' state_id='' i rc=0 checked='' clock=0
   local c_reason='' error='' st_status='' st_reason='' st_step='' st_max='' w_only=0
-  local allow_weights_only=1 forget_failed=0 text GLOBSORT=name
+  local allow_weights_only=1 forget_failed=0 text='' GLOBSORT=name
   local -a st_where=() st_type=() st_value=() st_wstep=() st_project=() st_entity=() entries=() ids=()
   [[ -n $dir ]] || dir=/
   [[ -f $dir/trainer_state.json ]] || return 0
@@ -95,6 +95,34 @@ wandb_resume::_record_one() {
     ((i > 0)) && [[ ${entries[i - 1]} == "$dir/trainer_state.json" ]] && state_id=$line
     i=$((i + 1))
   done <<<"$before"
+  wandb_resume::_record_check
+  checked=${checked//[[:cntrl:]]/ }
+  wandb_resume::_record_text
+  if ! printf '%s' "$text" 2>/dev/null >"$tmp" || ! mv -f -- "$tmp" "$rec" 2>/dev/null; then
+    rm -f -- "$tmp" 2>/dev/null
+    wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
+    return 1
+  fi
+  case $checked in
+    complete) ;;
+    incomplete*)
+      wandb_resume::_warn "$dir, just saved, is not complete for a resume: $c_reason (a restart passes it over)"
+      ;;
+    *)
+      wandb_resume::_warn "$dir: its save record vouches only for trainer_state.json (${checked#unsure: }): a restart checks the rest again"
+      ((rc == 2)) && return 1
+      ;;
+  esac
+  return 0
+}
+
+# Judge the checkpoint for its record (_record_one's step): unsure when its state
+# could not be looked at or the clock did not pass its last write, else its files as
+# the decision checks them, unchanged meanwhile. Reads (_record_one's): dir,
+# state_id, clock, entries, before. Sets: checked, rc, after, kb, ids, the st_*,
+# c_reason, error, w_only.
+wandb_resume::_record_check() {
+  local name i
   if [[ ! $state_id =~ ^$_WANDB_RESUME_STAT_RE$ ]]; then
     checked="unsure: trainer_state.json could not be looked at"
   elif ((clock)); then
@@ -123,7 +151,14 @@ wandb_resume::_record_one() {
       [[ $kb =~ ^[0-9]+$ ]] || checked='unsure: du failed'
     fi
   fi
-  checked=${checked//[[:cntrl:]]/ }
+}
+
+# The record's text (_record_one's step): header, state, checked; for a complete one
+# its global_step, max_steps, weights, size, run ids, and every entry's identity.
+# Reads (_record_one's): checked, state_id, kb, ids, after, entries, the st_*,
+# w_only. Sets: text.
+wandb_resume::_record_text() {
+  local line i
   text="$_WANDB_RESUME_RECORD_HEADER"$'\n'"state $state_id"$'\n'"checked $checked"$'\n'
   if [[ $checked == complete ]]; then
     text+="global_step $st_step"$'\n'"max_steps $st_max"$'\n'
@@ -143,22 +178,6 @@ wandb_resume::_record_one() {
     done <<<"$after"
   fi
   text+=$'end\n'
-  if ! printf '%s' "$text" 2>/dev/null >"$tmp" || ! mv -f -- "$tmp" "$rec" 2>/dev/null; then
-    rm -f -- "$tmp" 2>/dev/null
-    wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
-    return 1
-  fi
-  case $checked in
-    complete) ;;
-    incomplete*)
-      wandb_resume::_warn "$dir, just saved, is not complete for a resume: $c_reason (a restart passes it over)"
-      ;;
-    *)
-      wandb_resume::_warn "$dir: its save record vouches only for trainer_state.json (${checked#unsure: }): a restart checks the rest again"
-      ((rc == 2)) && return 1
-      ;;
-  esac
-  return 0
 }
 
 # The identities of DIR and its entries before _record_one checks them, taken once
