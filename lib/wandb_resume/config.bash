@@ -67,9 +67,9 @@ wandb_resume::_read_config() {
       value=${value%"${value##*[![:space:]]}"}
       [[ $value == @(null|Null|NULL|~) ]] && value=''
     fi
-    if ((!quoted)) && [[ $value == @(false|False|FALSE|no|No|NO|off|Off|OFF) ]]; then
+    if ((! quoted)) && [[ $value == @(false|False|FALSE|no|No|NO|off|Off|OFF) ]]; then
       value=''
-    elif ((!quoted)) && [[ $value == @(true|True|TRUE|yes|Yes|YES|on|On|ON) ]]; then
+    elif ((! quoted)) && [[ $value == @(true|True|TRUE|yes|Yes|YES|on|On|ON) ]]; then
       [[ $key == resume_from_checkpoint ]] && value=latest
     fi
     [[ $value == latest && $key == resume_from_checkpoint ]] || wandb_resume::_expand_user "$value"

@@ -51,13 +51,13 @@ wandb_resume::_configure() {
 # decides and shares the decision, the others use it. Returns: as _configure.
 wandb_resume::_decide() {
   wandb_resume::_choose_output_dir || return
-  if [[ -n $output_dir ]] && ((!explain && !no_lock)); then
+  if [[ -n $output_dir ]] && ((! explain && ! no_lock)); then
     if ! wandb_resume::_job_join || ! wandb_resume::_job_read_decision; then
       wandb_resume::_log error error "$error"
       return 1
     fi
   fi
-  if ((!reused)); then
+  if ((! reused)); then
     wandb_resume::_choose_checkpoint || return
     if [[ $mode == resume ]]; then
       wandb_resume::_find_run_id

@@ -131,7 +131,7 @@ wandb_resume::_check_options() {
   fi
   # COMMAND as the shell would find it (exit 127, as a shell's), before anything is
   # decided or locked.
-  if [[ $caller == cli ]] && ((!explain)) && ! wandb_resume::_runnable "${command[0]}"; then
+  if [[ $caller == cli ]] && ((! explain)) && ! wandb_resume::_runnable "${command[0]}"; then
     wandb_resume::_log error error "$error"
     return "$status"
   fi

@@ -416,7 +416,7 @@ wandb_resume::_how_it_ended() {
     why="crashed (exit $rc)"
   fi
   # A crash after training had ended (in the script's own steps after train()).
-  ((fresh && !finished)) && [[ -n $ended_why ]] && why+=" after training had ended ($ended_why)"
+  ((fresh && ! finished)) && [[ -n $ended_why ]] && why+=" after training had ended ($ended_why)"
   return 0
 }
 

@@ -77,7 +77,7 @@ wandb_resume::_check_weights_in() {
   [[ $ds == 1 || -e $dir/optimizer.pt || -e $dir/optimizer.bin || -e $dir/optimizer_0 ]] && has_opt=1
   [[ $ds == 1 || -e $dir/scheduler.pt ]] && has_sched=1
   ((${#rng[@]})) && has_rng=1
-  if ((!has_opt && !has_sched && !has_rng)); then
+  if ((! has_opt && ! has_sched && ! has_rng)); then
     if ((${allow_weights_only:-0})); then
       w_only=1
       wandb_resume::_check_weight_files
@@ -85,13 +85,13 @@ wandb_resume::_check_weights_in() {
     fi
     c_reason=$_WANDB_RESUME_WEIGHTS_ONLY
     return 1
-  elif ((!has_opt)); then
+  elif ((! has_opt)); then
     c_reason='optimizer.pt missing (the trainer would go on with a fresh optimizer, a different run)'
     return 1
-  elif ((!has_sched)); then
+  elif ((! has_sched)); then
     c_reason='scheduler.pt missing (the trainer would restart the learning rate schedule)'
     return 1
-  elif ((!has_rng)); then
+  elif ((! has_rng)); then
     c_reason='rng_state.pth missing (the save was cut short before its last files?)'
     return 1
   fi
