@@ -20,36 +20,14 @@ _WANDB_RESUME_DEFAULT_SOURCES=checkpoint-wandb,trainer-state,wandb-dir,env
 #   env            an existing WANDB_RUN_ID
 # Reads: source_list, ckpt, output_dir, wandb_dir, resume_mode and the st_* of the
 #   checkpoint. Sets: run_id, run_id_source, wandb_resume; logs every step.
-# shellcheck disable=SC2034,SC2154 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: wandb_resume; read here, a caller's: source_list, ckpt, output_dir, resume_mode
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: source_list, ckpt
 wandb_resume::_find_run_id() {
-  local src dir abs i t_id t_where w_id w_folder id_problem joined
-  local -a cand_src=() cand_id=() cand_detail=() searched=() dirs=() scanned=()
+  local src t_id='' t_where='' id_problem='' joined
+  local -a cand_src=() cand_id=() cand_detail=() searched=() scanned=()
   for src in "${source_list[@]}"; do
     case $src in
       checkpoint-wandb | wandb-dir)
-        if [[ $src == checkpoint-wandb ]]; then
-          dirs=("$ckpt/wandb")
-        else
-          dirs=("$ckpt/wandb" "$output_dir/wandb")
-          for abs in "${source_list[@]}"; do
-            [[ $abs == checkpoint-wandb ]] && dirs=("$output_dir/wandb")
-          done
-          [[ -n $wandb_dir ]] && dirs+=("${wandb_dir%/}/wandb")
-          [[ ${wandb_dir%/} == ?(*/)wandb ]] && dirs+=("${wandb_dir%/}")
-          [[ -n ${WANDB_DIR:-} ]] && dirs+=("${WANDB_DIR%/}/wandb")
-        fi
-        for ((i = 0; i < ${#dirs[@]}; i++)); do
-          dir=${dirs[i]}
-          for abs in "${dirs[@]:0:i}" "${scanned[@]}"; do
-            [[ $abs == "$dir" || $abs -ef $dir ]] && continue 2
-          done
-          searched+=("$dir") scanned+=("$dir")
-          wandb_resume::_log info looking "$dir"
-          if wandb_resume::_scan_wandb_dir "$dir"; then
-            cand_src+=("$src") cand_id+=("$w_id") cand_detail+=("$w_folder")
-            break
-          fi
-        done
+        wandb_resume::_run_id_from_wandb_dirs "$src"
         ;;
       trainer-state)
         searched+=("$ckpt/trainer_state.json")
@@ -78,6 +56,48 @@ wandb_resume::_find_run_id() {
     wandb_resume::_reports_to_wandb && wandb_resume::_log warn notfound "${joined%, }"
     return 0
   fi
+  wandb_resume::_run_id_chosen
+}
+
+# Step 2, a W&B source (checkpoint-wandb: the checkpoint's wandb folder; wandb-dir:
+# the run folders beside it, the output dir's, --wandb-dir's, WANDB_DIR's): the
+# first folder not scanned yet that holds a run id. Arguments: SOURCE. Reads: ckpt,
+# output_dir, wandb_dir, source_list. Adds to: cand_*, searched, scanned.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: output_dir
+wandb_resume::_run_id_from_wandb_dirs() {
+  local src=$1 dir abs i w_id='' w_folder=''
+  local -a dirs=()
+  if [[ $src == checkpoint-wandb ]]; then
+    dirs=("$ckpt/wandb")
+  else
+    dirs=("$ckpt/wandb" "$output_dir/wandb")
+    for abs in "${source_list[@]}"; do
+      [[ $abs == checkpoint-wandb ]] && dirs=("$output_dir/wandb")
+    done
+    [[ -n $wandb_dir ]] && dirs+=("${wandb_dir%/}/wandb")
+    [[ ${wandb_dir%/} == ?(*/)wandb ]] && dirs+=("${wandb_dir%/}")
+    [[ -n ${WANDB_DIR:-} ]] && dirs+=("${WANDB_DIR%/}/wandb")
+  fi
+  for ((i = 0; i < ${#dirs[@]}; i++)); do
+    dir=${dirs[i]}
+    for abs in "${dirs[@]:0:i}" "${scanned[@]}"; do
+      [[ $abs == "$dir" || $abs -ef $dir ]] && continue 2
+    done
+    searched+=("$dir") scanned+=("$dir")
+    wandb_resume::_log info looking "$dir"
+    if wandb_resume::_scan_wandb_dir "$dir"; then
+      cand_src+=("$src") cand_id+=("$w_id") cand_detail+=("$w_folder")
+      break
+    fi
+  done
+}
+
+# Step 2, the first candidate wins (the order of the sources); every other one is
+# said to agree, or warned about. Reads: cand_*, resume_mode. Sets: run_id,
+# run_id_source, wandb_resume; adds to warnings.
+# shellcheck disable=SC2034,SC2154 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: wandb_resume; read here, a caller's: resume_mode
+wandb_resume::_run_id_chosen() {
+  local i
   run_id=${cand_id[0]} run_id_source=${cand_src[0]} wandb_resume=$resume_mode
   wandb_resume::_log info found "$run_id" "$run_id_source" "${cand_detail[0]}"
   for ((i = 1; i < ${#cand_id[@]}; i++)); do
