@@ -218,8 +218,8 @@ wandb_resume::_record_before() {
 #   bytes, a tool that failed: the caller checks the files as without a record).
 # shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: st_status, st_reason, st_kb
 wandb_resume::_record_holds() {
-  local dir=${1%/} rec text line key value expect='' now got=0 grep_out error
-  local step='' max='' weights='' kb='' where type id wstep project entity state=0 size=''
+  local dir=${1%/} rec text='' expect='' got=0 grep_out='' error=''
+  local step='' max='' weights='' kb='' state=0 size=''
   local -a lines=() args=() r_where=() r_type=() r_value=() r_wstep=() r_project=() r_entity=()
   local - IFS=$'\n' GLOBSORT=name # (the record's lines are split, never globbed: set -f)
   wandb_resume::_record_path "$_WANDB_RESUME_SAVED_DIR" "$dir" rec
@@ -231,6 +231,28 @@ wandb_resume::_record_holds() {
   lines=($text)
   set +f
   args=("$dir")
+  wandb_resume::_record_fields || return 1
+  # The state is one of the entries; the folder's step is the record's.
+  [[ $got == 1 && $state == 1 && $step =~ ^[0-9]{1,18}$ && (-z $max || $max =~ ^[0-9]{1,18}$) &&
+    $weights == @(full|only) && $kb =~ ^[0-9]+$ ]] || return 1
+  [[ ${dir##*/} != checkpoint-+([0-9]) || ${dir##*/checkpoint-} == "$step" ]] || return 1
+  wandb_resume::_record_matches || return 1
+  [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
+  wandb_resume::_has_nul "$dir/trainer_state.json" "$size" && return 1
+  st_status=ok st_reason='' st_step=$step st_max=$max
+  st_where=("${r_where[@]}") st_type=("${r_type[@]}") st_value=("${r_value[@]}")
+  st_wstep=("${r_wstep[@]}") st_project=("${r_project[@]}") st_entity=("${r_entity[@]}")
+  w_only=0
+  [[ $weights == only ]] && w_only=1
+  st_kb=$kb
+  return 0
+}
+
+# The fields of a save record (_record_holds' step), each of its form, or 1. Reads:
+# lines, dir. Sets (_record_holds' locals): step, max, weights, kb, size, state,
+# got, expect (the identities recorded), args (DIR and its entries), r_*.
+wandb_resume::_record_fields() {
+  local line key value where type id wstep project entity
   for line in "${lines[@]:1}"; do
     key=${line%% *} value=${line#* }
     [[ $line == *' '* ]] || value=''
@@ -271,11 +293,14 @@ wandb_resume::_record_holds() {
       *) return 1 ;;
     esac
   done
-  # The state is one of the entries; the folder's step is the record's.
-  [[ $got == 1 && $state == 1 && $step =~ ^[0-9]{1,18}$ && (-z $max || $max =~ ^[0-9]{1,18}$) &&
-    $weights == @(full|only) && $kb =~ ^[0-9]+$ ]] || return 1
-  [[ ${dir##*/} != checkpoint-+([0-9]) || ${dir##*/checkpoint-} == "$step" ]] || return 1
-  # Every entry of the folder, and only those (as _record_one lists them).
+  return 0
+}
+
+# Are the folder's entries the record's, and only those (as _record_one lists
+# them), each with the identity recorded (_record_holds' step)? Reads: dir, args,
+# expect. Returns: 0 they match, 1 not.
+wandb_resume::_record_matches() {
+  local key now
   local -a here=("$dir"/*)
   ((${#here[@]} == ${#args[@]} - 1)) || return 1
   for key in "${!here[@]}"; do
@@ -283,15 +308,6 @@ wandb_resume::_record_holds() {
   done
   now=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "${args[@]}" 2>/dev/null) || return 1
   [[ $now == "$expect" ]] || return 1
-  [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
-  wandb_resume::_has_nul "$dir/trainer_state.json" "$size" && return 1
-  st_status=ok st_reason='' st_step=$step st_max=$max
-  st_where=("${r_where[@]}") st_type=("${r_type[@]}") st_value=("${r_value[@]}")
-  st_wstep=("${r_wstep[@]}") st_project=("${r_project[@]}") st_entity=("${r_entity[@]}")
-  w_only=0
-  [[ $weights == only ]] && w_only=1
-  st_kb=$kb
-  return 0
 }
 
 # Does FILE (of SIZE bytes) hold a NUL byte? One grep, bounded in memory: up to
