@@ -228,7 +228,7 @@ wandb_resume::_skip_folder() {
 # Sets (caller's locals): w_id, w_folder; appends to skipped/warnings.
 # Returns: 0 found, 1 not.
 wandb_resume::_scan_wandb_dir() {
-  local dir=$1 f n latest='' ta tb
+  local dir=$1 f n latest=''
   local t='[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9]'
   local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
   local -a online=() offline=()
@@ -244,45 +244,9 @@ wandb_resume::_scan_wandb_dir() {
   online=("$dir"/run-$t-?*) offline=("$dir"/offline-run-$t-?*)
   n=$((${#online[@]} + ${#offline[@]}))
   ((n > 0)) || return 1
-  if [[ -L $dir/latest-run ]]; then
-    if [[ ! -e $dir/latest-run ]]; then
-      wandb_resume::_warn "$dir/latest-run leads nowhere (dangling); using the newest run folder instead"
-    else
-      # Usually one of the newest two: test those first, then all (only then: a list
-      # of 10,000 words costs ~10 ms to build).
-      for f in "${online[@]: -1}" "${offline[@]: -1}"; do
-        if [[ $dir/latest-run -ef $f ]]; then
-          latest=$f
-          break
-        fi
-      done
-      if [[ -z $latest ]]; then
-        for f in "${online[@]}" "${offline[@]}"; do
-          if [[ $dir/latest-run -ef $f ]]; then
-            latest=$f
-            break
-          fi
-        done
-      fi
-      [[ -n $latest ]] ||
-        wandb_resume::_warn "$dir/latest-run points outside the run folders of $dir; using the newest run folder instead"
-    fi
-  fi
+  [[ -L $dir/latest-run ]] && wandb_resume::_latest_run_link
   if [[ -z $latest ]] || ! wandb_resume::_try_run_folder "$latest"; then
-    # Newest first: take from the ends of the two sorted lists.
-    local a=$((${#online[@]} - 1)) b=$((${#offline[@]} - 1))
-    while ((a >= 0 || b >= 0)); do
-      ta='' tb=''
-      ((a >= 0)) && ta=${online[a]##*/run-}
-      ((b >= 0)) && tb=${offline[b]##*/offline-run-}
-      if [[ ${ta:0:15} > ${tb:0:15} ]]; then
-        f=${online[a]} && ((a -= 1))
-      else
-        f=${offline[b]} && ((b -= 1))
-      fi
-      [[ $f == "$latest" ]] && continue
-      wandb_resume::_try_run_folder "$f" && break
-    done
+    wandb_resume::_newest_run_folder
   fi
   [[ -n $w_id ]] || return 1
   if ((n > 1)); then
@@ -295,6 +259,58 @@ wandb_resume::_scan_wandb_dir() {
     done
     wandb_resume::_log info note "👀 also seen in $dir: $((n - 1)) other run folder(s), among them: ${others[*]}"
   fi
+  return 0
+}
+
+# The run folder dir/latest-run points to (W&B's own link), when it is one of the run
+# folders (online, offline); warned about when it leads nowhere or elsewhere.
+# Reads: dir, online, offline. Sets: latest ('' when none).
+wandb_resume::_latest_run_link() {
+  local f
+  if [[ ! -e $dir/latest-run ]]; then
+    wandb_resume::_warn "$dir/latest-run leads nowhere (dangling); using the newest run folder instead"
+  else
+    # Usually one of the newest two: test those first, then all (only then: a list
+    # of 10,000 words costs ~10 ms to build).
+    for f in "${online[@]: -1}" "${offline[@]: -1}"; do
+      if [[ $dir/latest-run -ef $f ]]; then
+        latest=$f
+        break
+      fi
+    done
+    if [[ -z $latest ]]; then
+      for f in "${online[@]}" "${offline[@]}"; do
+        if [[ $dir/latest-run -ef $f ]]; then
+          latest=$f
+          break
+        fi
+      done
+    fi
+    [[ -n $latest ]] ||
+      wandb_resume::_warn "$dir/latest-run points outside the run folders of $dir; using the newest run folder instead"
+  fi
+  return 0
+}
+
+# The newest run folder that holds a valid run id, from the ends of the two sorted
+# lists (online, offline), latest (tried already) passed over. Reads: online,
+# offline, latest. Sets (through _try_run_folder): w_id, w_folder.
+wandb_resume::_newest_run_folder() {
+  local f ta tb
+  # Newest first: take from the ends of the two sorted lists.
+  local a=$((${#online[@]} - 1)) b=$((${#offline[@]} - 1))
+  while ((a >= 0 || b >= 0)); do
+    ta='' tb=''
+    ((a >= 0)) && ta=${online[a]##*/run-}
+    ((b >= 0)) && tb=${offline[b]##*/offline-run-}
+    if [[ ${ta:0:15} > ${tb:0:15} ]]; then
+      f=${online[a]} && ((a -= 1))
+    else
+      f=${offline[b]} && ((b -= 1))
+    fi
+    [[ $f == "$latest" ]] && continue
+    wandb_resume::_try_run_folder "$f" && break
+  done
   return 0
 }
 
