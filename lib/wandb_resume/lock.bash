@@ -38,24 +38,24 @@ wandb_resume::_mutex_take() {
   fi
   if ! { exec {mutex_fd}>>"$job_dir/$_WANDB_RESUME_LOCK_FILE"; } 2>/dev/null; then
     mutex_fd=''
-    error="cannot open the lock $job_dir/lock: $(wandb_resume::_permission_reason "$job_dir")"
+    error="cannot open the lock $job_dir/$_WANDB_RESUME_LOCK_FILE: $(wandb_resume::_permission_reason "$job_dir")"
     return 1
   fi
   flock -n -E 75 "$mutex_fd" 2>/dev/null || rc=$?
   if ((rc == 75)); then
-    wandb_resume::_log info note "⏳ another train-resume is deciding for $output_dir ($job_dir/lock): waiting for it (at most $wait s)"
+    wandb_resume::_log info note "⏳ another train-resume is deciding for $output_dir ($job_dir/$_WANDB_RESUME_LOCK_FILE): waiting for it (at most $wait s)"
     rc=0
     flock -w "$wait" -E 75 "$mutex_fd" 2>/dev/null || rc=$?
     if ((rc == 75)); then
       wandb_resume::_mutex_release
-      error="the lock $job_dir/lock was held for more than $wait s by another train-resume deciding for $output_dir: it may hang (on a stalled file system?)"
+      error="the lock $job_dir/$_WANDB_RESUME_LOCK_FILE was held for more than $wait s by another train-resume deciding for $output_dir: it may hang (on a stalled file system?)"
       return 1
     fi
   fi
   if ((rc != 0)); then
     out=$(flock -n "$mutex_fd" 2>&1)
     wandb_resume::_mutex_release
-    error="cannot lock $job_dir/lock (flock: ${out//$'\n'/ }): the file system may not support flock (Lustre without -o flock, NFS mounted with nolock); --no-lock turns the check off"
+    error="cannot lock $job_dir/$_WANDB_RESUME_LOCK_FILE (flock: ${out//$'\n'/ }): the file system may not support flock (Lustre without -o flock, NFS mounted with nolock); --no-lock turns the check off"
     return 1
   fi
 }
@@ -114,7 +114,7 @@ wandb_resume::_register() {
   wandb_resume::_proc_start "$BASHPID"
   name=$BASHPID.$start@$host file=$job_dir/$_WANDB_RESUME_PROCS_DIR/$BASHPID.$start@$host
   if ! { printf '%s\n' "$job_key" >"$file"; } 2>/dev/null; then
-    error="cannot register with the job in $file: $(wandb_resume::_permission_reason "$job_dir/procs")"
+    error="cannot register with the job in $file: $(wandb_resume::_permission_reason "$job_dir/$_WANDB_RESUME_PROCS_DIR")"
     return 1
   fi
   fd=${_WANDB_RESUME_REGISTERED[$job_dir]:-}

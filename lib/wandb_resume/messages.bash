@@ -28,34 +28,14 @@ wandb_resume::_fmt() {
       ;;
   esac
   if [[ $lang == zh ]]; then
-    case $1 in
-      output_dir) fmt='📂 输出目录: %s' ;;
-      resume) fmt='🔄 检测到checkpoint恢复: %s (%s)' ;;
-      looking) fmt='🔍 尝试从%s提取WandB run ID' ;;
-      found) fmt='✅ 找到WandB run ID: %s (来源: %s, %s)' ;;
-      agrees) fmt='✅ %s 中的run ID一致: %s' ;;
-      disagree) fmt='⚠️ run ID不一致: %s (%s: %s) 与 %s (%s: %s); 按顺序使用 %s' ;;
-      export) fmt='🔧 设置环境变量: %s=%s' ;;
-      would_export) fmt='🔧 (--explain) 将设置环境变量: %s=%s' ;;
-      unset) fmt='🔧 取消环境变量: %s (%s)' ;;
-      would_unset) fmt='🔧 (--explain) 将取消环境变量: %s (%s)' ;;
-      configured) fmt='✅ WandB恢复配置完成!' ;;
-      explained) fmt='✅ WandB恢复配置已确定 (--explain: 未导出, 未运行)' ;;
-      new) fmt='🆕 开始新的训练会话 (%s)' ;;
-      notfound) fmt='⚠️ 未能找到WandB run ID (已查找: %s); 将以 allow 模式继续' ;;
-      skip) fmt='⚠️ 跳过 %s: %s' ;;
-      d_newest) fmt='%s 中最新的完整checkpoint' ;;
-      d_chosen) fmt='由 %s 指定' ;;
-      d_ignored) fmt='%s none: 忽略已有的checkpoint' ;;
-      d_no_complete) fmt='%s 中没有完整的checkpoint' ;;
-      d_none_in) fmt='%s 中没有checkpoint' ;;
-      d_not_yet) fmt='%s 尚不存在' ;;
-      warn) fmt='⚠️ %s' ;;
-      error) fmt='❌ 错误: %s' ;;
-      *) fmt='%s' ;;
-    esac
-    return 0
+    wandb_resume::_fmt_zh "$1"
+  else
+    wandb_resume::_fmt_en "$1"
   fi
+}
+
+# The English format of message KEY. Sets: fmt.
+wandb_resume::_fmt_en() {
   case $1 in
     output_dir) fmt='📂 output dir: %s' ;;
     resume) fmt='🔄 resuming from checkpoint: %s (%s)' ;;
@@ -80,6 +60,36 @@ wandb_resume::_fmt() {
     d_not_yet) fmt='%s does not exist yet' ;;
     warn) fmt='⚠️ %s' ;;
     error) fmt='❌ error: %s' ;;
+    *) fmt='%s' ;;
+  esac
+}
+
+# The Chinese format of message KEY (WANDB_RESUME_LANG=zh, or a zh locale). Sets: fmt.
+wandb_resume::_fmt_zh() {
+  case $1 in
+    output_dir) fmt='📂 输出目录: %s' ;;
+    resume) fmt='🔄 检测到checkpoint恢复: %s (%s)' ;;
+    looking) fmt='🔍 尝试从%s提取WandB run ID' ;;
+    found) fmt='✅ 找到WandB run ID: %s (来源: %s, %s)' ;;
+    agrees) fmt='✅ %s 中的run ID一致: %s' ;;
+    disagree) fmt='⚠️ run ID不一致: %s (%s: %s) 与 %s (%s: %s); 按顺序使用 %s' ;;
+    export) fmt='🔧 设置环境变量: %s=%s' ;;
+    would_export) fmt='🔧 (--explain) 将设置环境变量: %s=%s' ;;
+    unset) fmt='🔧 取消环境变量: %s (%s)' ;;
+    would_unset) fmt='🔧 (--explain) 将取消环境变量: %s (%s)' ;;
+    configured) fmt='✅ WandB恢复配置完成!' ;;
+    explained) fmt='✅ WandB恢复配置已确定 (--explain: 未导出, 未运行)' ;;
+    new) fmt='🆕 开始新的训练会话 (%s)' ;;
+    notfound) fmt='⚠️ 未能找到WandB run ID (已查找: %s); 将以 allow 模式继续' ;;
+    skip) fmt='⚠️ 跳过 %s: %s' ;;
+    d_newest) fmt='%s 中最新的完整checkpoint' ;;
+    d_chosen) fmt='由 %s 指定' ;;
+    d_ignored) fmt='%s none: 忽略已有的checkpoint' ;;
+    d_no_complete) fmt='%s 中没有完整的checkpoint' ;;
+    d_none_in) fmt='%s 中没有checkpoint' ;;
+    d_not_yet) fmt='%s 尚不存在' ;;
+    warn) fmt='⚠️ %s' ;;
+    error) fmt='❌ 错误: %s' ;;
     *) fmt='%s' ;;
   esac
 }
