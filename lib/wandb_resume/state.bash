@@ -525,43 +525,10 @@ _WANDB_RESUME_STRINGS_LINE='^(?:[^"]|"(?:[^"\\]|\\.)*+")*+$'
 # Returns: 0 sure, 1 not (another layout, damage, a tool that failed, the file changed:
 #   the caller parses the file the old way, which says what went wrong).
 wandb_resume::_read_split() {
-  local file=$1 prefix open_end stamp size win rest close mid=0 off line res
-  local -a found=()
+  local file=$1 open_end=0 stamp='' size=0 close=0 mid=0 res
   text=unknown
-  [[ $head == *$'\n  "log_history": [\n'* ]] || return 1
-  prefix=${head%%$'\n  "log_history": [\n'*}
-  open_end=$((${#prefix} + 19))
-  stamp=$(exec stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
-  size=${stamp%% *}
-  IFS= read -r -d '' win < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" 2>/dev/null)
-  # (bash matches a pattern with a leading * in time that grows with the square of
-  # the text's length: only trailing *, and single characters, on 64 KiB)
-  rest=$win
-  while [[ ${rest: -1} == [$' \t\r\n'] ]]; do rest=${rest%?}; done
-  if [[ ${rest: -1} != '}' ]]; then
-    text=truncated
-    return 1
-  fi
-  # log_history's `]`: the first line `  ]` or `  ],` in the last bytes.
-  prefix=${win%%$'\n  ]'*}
-  rest=${win:${#prefix}+4}
-  [[ ${#prefix} != "${#win}" && (${rest:0:1} == $'\n' || ${rest:0:2} == ,$'\n') ]] || return 1
-  close=$((size - ${#rest} - 1))
-  ((close > open_end)) || return 1
-  # Two halves, cut at an entry's end near the middle.
-  if ((close - open_end > 4 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))); then
-    off=$((open_end + (close - open_end) / 2))
-    mapfile -t found < <(tail -c +$((off + 1)) -- "$file" 2>/dev/null | grep -a -m 2 -b -x -F -e '    },' 2>/dev/null)
-    for line in "${found[@]}"; do
-      line=${line%%:*}
-      if [[ $line == [1-9]*([0-9]) ]] && ((${#line} < 19)); then
-        mid=$((off + line + 5))
-        # (not past the middle's share of log_history: another layout)
-        ((mid < close - 2 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))) || mid=0
-        break
-      fi
-    done
-  fi
+  wandb_resume::_split_bounds "$file" || return 1
+  wandb_resume::_split_middle "$file"
   res=$(
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
     exec {fd}<"$file" || exit 1
@@ -595,6 +562,56 @@ wandb_resume::_read_split() {
     (($? == 1)) || return 1
   fi
   out=${res%$'\3'*}
+}
+
+# Where log_history's entries begin (open_end: after its `[` line in the head) and
+# where it closes (close: its `  ]` line in the last bytes), and the file's identity
+# now (_read_split's step). Arguments: FILE. Sets: open_end, close, stamp, size, text
+# (truncated: it does not end with `}`). Returns: 0, 1 another layout.
+wandb_resume::_split_bounds() {
+  local file=$1 prefix win rest
+  [[ $head == *$'\n  "log_history": [\n'* ]] || return 1
+  prefix=${head%%$'\n  "log_history": [\n'*}
+  open_end=$((${#prefix} + 19))
+  stamp=$(exec stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
+  size=${stamp%% *}
+  IFS= read -r -d '' win < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" 2>/dev/null)
+  # (bash matches a pattern with a leading * in time that grows with the square of
+  # the text's length: only trailing *, and single characters, on 64 KiB)
+  rest=$win
+  while [[ ${rest: -1} == [$' \t\r\n'] ]]; do rest=${rest%?}; done
+  if [[ ${rest: -1} != '}' ]]; then
+    text=truncated
+    return 1
+  fi
+  # log_history's `]`: the first line `  ]` or `  ],` in the last bytes.
+  prefix=${win%%$'\n  ]'*}
+  rest=${win:${#prefix}+4}
+  [[ ${#prefix} != "${#win}" && (${rest:0:1} == $'\n' || ${rest:0:2} == ,$'\n') ]] || return 1
+  close=$((size - ${#rest} - 1))
+  ((close > open_end)) || return 1
+}
+
+# Two halves, cut at an entry's end near the middle, for a log_history long enough
+# (_read_split's step). Arguments: FILE. Reads: open_end, close. Sets: mid (0: one
+# piece).
+wandb_resume::_split_middle() {
+  local file=$1 off line
+  local -a found=()
+  if ((close - open_end > 4 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))); then
+    off=$((open_end + (close - open_end) / 2))
+    mapfile -t found < <(tail -c +$((off + 1)) -- "$file" 2>/dev/null | grep -a -m 2 -b -x -F -e '    },' 2>/dev/null)
+    for line in "${found[@]}"; do
+      line=${line%%:*}
+      if [[ $line == [1-9]*([0-9]) ]] && ((${#line} < 19)); then
+        mid=$((off + line + 5))
+        # (not past the middle's share of log_history: another layout)
+        ((mid < close - 2 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))) || mid=0
+        break
+      fi
+    done
+  fi
+  return 0
 }
 
 # One writer of _read_split and its jq: prints jq's fields, then \3 and the exit
