@@ -84,13 +84,15 @@ shared() {
 }
 
 @test "supervise reads an end record under shared.env's ENDED_FILE with each ENDED_FINISHED reason as finished" {
+  # The trainer exits 138 (SIGUSR1's status) after its end record: finished only by
+  # the record (without one, or with another reason, that exit is a preemption).
   local reason
   local -a reasons
   IFS=, read -ra reasons <<<"$(shared ENDED_FINISHED)"
   for reason in "${reasons[@]}"; do
     rm -rf "$OUT"
     mkdir -p "$OUT"
-    run -0 --separate-stderr bash -c 'source "$1" && wandb_resume::supervise -o "$2" -- bash -c "mkdir -p \"\$1\" && printf \"reason=%s\\n\" \"\$2\" >\"\$1/\$3\"" _ "$3" "$4" "$5"' \
+    run -0 --separate-stderr bash -c 'source "$1" && wandb_resume::supervise -o "$2" -- bash -c "mkdir -p \"\$1\" && printf \"reason=%s\\n\" \"\$2\" >\"\$1/\$3\"; exit 138" _ "$3" "$4" "$5"' \
       _ "$LIB" "$OUT" "$OUT/$(shared STATE_DIR)" "$reason" "$(shared ENDED_FILE)"
     [[ -f $OUT/$(shared DONE_FILE) ]] || fail "reason=$reason: no $(shared DONE_FILE)"
   done
