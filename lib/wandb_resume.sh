@@ -105,6 +105,26 @@ wandb_resume::_tidy_lib() {
   _WANDB_RESUME_LIB=/${kept[*]}
 }
 wandb_resume::_tidy_lib
+
+# The names and defaults shared with the Python side (shared.env: the .train-resume/
+# layout, the stop signals, the end record's reasons), as _WANDB_RESUME_<NAME>. Its
+# NAME=VALUE lines are read as data (never run); others are comments.
+# Returns: 1 when it cannot be read.
+wandb_resume::_read_shared() {
+  local line name
+  local -a lines=()
+  { mapfile -t lines <"$_WANDB_RESUME_LIB/shared.env"; } 2>/dev/null || return 1
+  for line in "${lines[@]}"; do
+    name=${line%%=*}
+    [[ $line == *=* && -n $name && $name != *[!ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_]* ]] || continue
+    printf -v "_WANDB_RESUME_$name" '%s' "${line#*=}"
+  done
+}
+wandb_resume::_read_shared || {
+  printf '%s\n' "wandb_resume.sh: cannot read $_WANDB_RESUME_LIB/shared.env (a part of the library)" >&2
+  wandb_resume::_loaded 1
+  return 1
+}
 # Each part is one concern (shellcheck follows them from here). The parts a decision
 # needs only sometimes are sourced when first used (below).
 # shellcheck source=lib/wandb_resume/guest.bash

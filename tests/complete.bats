@@ -138,7 +138,10 @@ fake_jq() {
   make_huge_state "$OUT/checkpoint-3000" 3000
   local f
   for f in "$OUT/checkpoint-4/trainer_state.json" "$OUT/checkpoint-3000/trainer_state.json"; do
-    { printf '\xef\xbb\xbf'; cat "$f"; } >"$WORK/bom" && mv "$WORK/bom" "$f"
+    {
+      printf '\xef\xbb\xbf'
+      cat "$f"
+    } >"$WORK/bom" && mv "$WORK/bom" "$f"
   done
   record_save "$OUT/checkpoint-3000" # the ends are read: the BOM is still seen
   explain -o "$OUT"

@@ -76,7 +76,10 @@ record() {
 @test "a hostile failed-load record (control bytes, many lines, huge) is shown in one clean line" {
   mkdir -p "${REC%/*}"
   # shellcheck disable=SC2016 # $(...) is hostile data, never expanded
-  { printf 'E: a\033[31mred\rline\n$(touch pwned)\n'; head -c 100000 /dev/zero | tr '\0' x; } >"$REC"
+  {
+    printf 'E: a\033[31mred\rline\n$(touch pwned)\n'
+    head -c 100000 /dev/zero | tr '\0' x
+  } >"$REC"
   touch -d '+1 minute' "$REC"
   explain -o "$OUT"
   assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"

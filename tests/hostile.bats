@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Hostile input: every case ends in the right decision or a clear error; nothing
 # from the data is executed and nothing under the output dir is written (each test
-# checks both through `decide`). The caller-shell cases are in manners.bats.
+# checks both through `decide`). The caller-shell cases are in guest.bats.
 # shellcheck disable=SC2016,SC2030,SC2031 # $(...) in quotes is hostile data; each @test is its own subshell
 bats_require_minimum_version 1.5.0
 

@@ -228,13 +228,13 @@ set_mtime() {
   # The weights of checkpoint-4 damaged (a truncated optimizer.pt): only its files say so.
   truncate -s 1000 "$OUT/checkpoint-4/optimizer.pt"
   local -a forged=(
-    "$(sed 's/^global_step 4$/global_step 4/' "$rec")"                   # the record as it was
-    "$(cat "$(record_of "$OUT/checkpoint-2")")"                          # checkpoint-2's
-    "$(sed '/optimizer.pt$/d' "$rec")"                                    # one entry left out
-    "$(sed '$d' "$rec")"                                                  # cut short (no end)
-    "$(sed '1s/ 2$/ 3/' "$rec")"                                          # a format to come
-    "$(head -n 1 "$rec")"                                                 # the header alone
-    "$(sed 's/^checked complete$/checked unsure: x/' "$rec")"             # vouching for nothing
+    "$(sed 's/^global_step 4$/global_step 4/' "$rec")"        # the record as it was
+    "$(cat "$(record_of "$OUT/checkpoint-2")")"               # checkpoint-2's
+    "$(sed '/optimizer.pt$/d' "$rec")"                        # one entry left out
+    "$(sed '$d' "$rec")"                                      # cut short (no end)
+    "$(sed '1s/ 2$/ 3/' "$rec")"                              # a format to come
+    "$(head -n 1 "$rec")"                                     # the header alone
+    "$(sed 's/^checked complete$/checked unsure: x/' "$rec")" # vouching for nothing
   )
   local text
   for text in "${forged[@]}"; do

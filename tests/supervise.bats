@@ -361,7 +361,10 @@ SH
   in_bash 'wandb_resume::_guest wandb_resume::_read_ended "$OUT"
     printf "%s|" "$ended_reason" "$ended_signal" "$ended_step" "$ended_max" "$ended_job" "$ended_time" "$ended_why"'
   assert_output 'epochs|TERM|8|8|pid-1.2@h|3|the trainer ran its epochs (step 8 of max_steps 8); SIGTERM landed at that end|'
-  { for _ in {1..20}; do printf 'x=%s\n' "$(printf 'y%.0s' {1..100})"; done; printf 'reason=max_steps\n'; } >"$OUT/.train-resume/ended"
+  {
+    for _ in {1..20}; do printf 'x=%s\n' "$(printf 'y%.0s' {1..100})"; done
+    printf 'reason=max_steps\n'
+  } >"$OUT/.train-resume/ended"
   in_bash 'wandb_resume::_guest wandb_resume::_read_ended "$OUT"; printf "[%s] %s\n" "$ended_reason" "${#ended_text}"'
   assert_output '[] 2060'
   # One line of 1 MB, no newline: 20 reads of 300 bytes.

@@ -98,10 +98,16 @@ setup() {
   # shellcheck source=lib/wandb_resume.sh
   source "$LIB"
   local before after
-  before=$(set +o; shopt -p)
+  before=$(
+    set +o
+    shopt -p
+  )
   run -0 wandb_resume::sync "$OUT/wandb" --dry-run
   assert_line --partial 'call 3:'
-  after=$(set +o; shopt -p)
+  after=$(
+    set +o
+    shopt -p
+  )
   assert_equal "$after" "$before"
 }
 

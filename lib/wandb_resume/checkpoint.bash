@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # checkpoint.bash: what makes a checkpoint complete, and the newest complete
 # checkpoint-N of an output dir.
@@ -56,8 +55,9 @@ wandb_resume::_choose_output_dir() {
 # Reads: want, how, output_dir, forget_failed. Sets: mode (resume|new), ckpt,
 #   detail, the st_* of the chosen checkpoint; logs the choice.
 # Returns: 0, 1 the decision failed (logged).
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: forget_failed, detail
 wandb_resume::_choose_checkpoint() {
-  local abs l_path l_count l_numbered c_reason
+  local abs='' l_path='' l_count=0 l_numbered=0 c_reason=''
   if [[ -n $output_dir ]] && ((forget_failed)); then
     wandb_resume::_forget_failed "$output_dir" || {
       wandb_resume::_log error error "$error"
@@ -71,54 +71,8 @@ wandb_resume::_choose_checkpoint() {
       wandb_resume::_detail d_ignored "$how"
       [[ -z $output_dir ]] || wandb_resume::_warn_none_beside "$output_dir"
       ;;
-    latest)
-      if ! wandb_resume::_latest "$output_dir"; then
-        wandb_resume::_log error error "$error"
-        return 1
-      fi
-      if [[ -n $l_path ]]; then
-        mode=resume ckpt=$l_path
-        wandb_resume::_detail d_newest "$output_dir"
-      elif ((l_numbered > 0)); then
-        # Never start over silently: a new run would write its checkpoint-N among
-        # the old ones, and the next decision would mix the two runs.
-        local i list=''
-        for ((i = 0; i < ${#skipped[@]}; i += 2)); do
-          list+=$'\n'"  - ${skipped[i]}: ${skipped[i + 1]}"
-        done
-        wandb_resume::_log error error "$l_numbered checkpoint-N folder(s) in $output_dir, none complete:$list"$'\n'"Nothing was exported or run. To start over on purpose, ignoring them: train-resume --checkpoint none -o $output_dir ... (better: a new --output-dir); to resume one anyway, fix it or name it with --checkpoint PATH."
-        return 1
-      elif [[ -d $output_dir ]]; then
-        mode=new
-        wandb_resume::_detail d_none_in "$output_dir"
-        wandb_resume::_warn_accelerate_layout "$output_dir"
-      else
-        mode=new
-        wandb_resume::_detail d_not_yet "$output_dir"
-        # A mistyped parent would silently become a new run, the whole path created.
-        [[ -z $parent_gone ]] ||
-          wandb_resume::_warn "the output dir's parent $parent_gone does not exist either: a new run creates the whole path (mistyped? a resume needs the dir that holds the checkpoints)"
-      fi
-      ;;
-    *)
-      wandb_resume::_absolute "$want"
-      wandb_resume::_check_checkpoint "$abs"
-      case $? in
-        1 | 3 | 4)
-          # A relative path is taken from the current directory, not the output dir.
-          [[ $want == /* || ! -e $output_dir/$want || $c_reason != 'no such file or directory' ]] ||
-            c_reason+=" (a relative path is taken from the current directory, $PWD; $output_dir/$want exists: give that path)"
-          wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
-          return 1
-          ;;
-        2)
-          wandb_resume::_log error error "$error"
-          return 1
-          ;;
-      esac
-      mode=resume ckpt=$abs
-      wandb_resume::_detail d_chosen "$how"
-      ;;
+    latest) wandb_resume::_choose_latest || return ;;
+    *) wandb_resume::_choose_named || return ;;
   esac
   if [[ $mode == new ]]; then
     wandb_resume::_log info new "$detail"
@@ -128,19 +82,87 @@ wandb_resume::_choose_checkpoint() {
   fi
 }
 
+# Step 1, latest (the default): the newest complete checkpoint of the output dir; a
+# new run when it holds none; an error when it holds checkpoints none of which is
+# complete. Reads: output_dir, parent_gone. Sets: mode, ckpt, detail, the st_*.
+# Returns: 0, 1 the decision failed (logged).
+wandb_resume::_choose_latest() {
+  if ! wandb_resume::_latest "$output_dir"; then
+    wandb_resume::_log error error "$error"
+    return 1
+  fi
+  if [[ -n $l_path ]]; then
+    mode=resume ckpt=$l_path
+    wandb_resume::_detail d_newest "$output_dir"
+  elif ((l_numbered > 0)); then
+    # Never start over silently: a new run would write its checkpoint-N among
+    # the old ones, and the next decision would mix the two runs.
+    local i list=''
+    for ((i = 0; i < ${#skipped[@]}; i += 2)); do
+      list+=$'\n'"  - ${skipped[i]}: ${skipped[i + 1]}"
+    done
+    wandb_resume::_log error error "$l_numbered checkpoint-N folder(s) in $output_dir, none complete:$list"$'\n'"Nothing was exported or run. To start over on purpose, ignoring them: train-resume --checkpoint none -o $output_dir ... (better: a new --output-dir); to resume one anyway, fix it or name it with --checkpoint PATH."
+    return 1
+  elif [[ -d $output_dir ]]; then
+    mode=new
+    wandb_resume::_detail d_none_in "$output_dir"
+    wandb_resume::_warn_accelerate_layout "$output_dir"
+  else
+    mode=new
+    wandb_resume::_detail d_not_yet "$output_dir"
+    # A mistyped parent would silently become a new run, the whole path created.
+    [[ -z $parent_gone ]] ||
+      wandb_resume::_warn "the output dir's parent $parent_gone does not exist either: a new run creates the whole path (mistyped? a resume needs the dir that holds the checkpoints)"
+  fi
+  return 0
+}
+
+# Step 1, a checkpoint named (--checkpoint PATH, or the config's): it, complete, or an
+# error (never a fallback). Reads: want, how, output_dir. Sets: mode, ckpt, detail,
+# abs, c_reason, the st_*. Returns: 0, 1 the decision failed (logged).
+wandb_resume::_choose_named() {
+  wandb_resume::_absolute "$want"
+  wandb_resume::_check_checkpoint "$abs"
+  case $? in
+    1 | 3 | 4)
+      # A relative path is taken from the current directory, not the output dir.
+      [[ $want == /* || ! -e $output_dir/$want || $c_reason != 'no such file or directory' ]] ||
+        c_reason+=" (a relative path is taken from the current directory, $PWD; $output_dir/$want exists: give that path)"
+      wandb_resume::_log error error "checkpoint $abs (from $how) cannot be used: $c_reason"
+      return 1
+      ;;
+    2)
+      wandb_resume::_log error error "$error"
+      return 1
+      ;;
+  esac
+  mode=resume ckpt=$abs
+  wandb_resume::_detail d_chosen "$how"
+  return 0
+}
+
+# The finished rule of a trainer_state (shared.env; the callback's "max_steps" end
+# reason is the same): at its end when max_steps > 0 and global_step >= max_steps.
+# Arguments: STEP MAX. Returns: 0 at its end, 1 not, or not whole numbers.
+wandb_resume::_at_max_steps() {
+  [[ $1 == +([0-9]) && $2 == +([0-9]) && ${#1} -le 18 && ${#2} -le 18 ]] &&
+    ((10#$2 > 0 && 10#$1 >= 10#$2))
+}
+
 # A run that already ended (a requeue after the end, the same command started
 # again): said, not refused, since the command may ask for more steps. Ended: the
 # chosen checkpoint is at its max_steps, or it is the step where the trainer's end
 # record (OUTPUT_DIR/.train-resume/ended, wandb_resume::_read_ended) says the run
 # stopped by its own rule before max_steps (should_training_stop: EarlyStopping).
 # Reads: ckpt, output_dir, st_step, st_max. Appends to warnings.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: ended_signal, ended_max, ended_job, ended_time, ended_text
 wandb_resume::_warn_finished() {
-  local ended_reason='' ended_signal ended_step='' ended_max ended_job ended_time ended_text ended_why
+  local ended_reason='' ended_signal='' ended_step='' ended_max='' ended_job='' ended_time=''
+  local ended_text='' ended_why=''
   [[ ${ckpt%/*} == "$output_dir" ]] && wandb_resume::_read_ended "$output_dir"
   if [[ $ended_reason == should_training_stop && $ended_step == "$st_step" ]]; then
-    wandb_resume::_warn "${ckpt##*/} is where that run ended: $ended_why, recorded in $output_dir/.train-resume/ended. It already finished: resuming it trains past its own stopping rule until that rule stops it again (EarlyStoppingCallback: at its next evaluation)"
-  elif [[ $st_step == +([0-9]) && $st_max == +([0-9]) && ${#st_step} -le 18 && ${#st_max} -le 18 ]] &&
-    ((10#$st_max > 0 && 10#$st_step >= 10#$st_max)); then
+    wandb_resume::_warn "${ckpt##*/} is where that run ended: $ended_why, recorded in $output_dir/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_ENDED_FILE. It already finished: resuming it trains past its own stopping rule until that rule stops it again (EarlyStoppingCallback: at its next evaluation)"
+  elif wandb_resume::_at_max_steps "$st_step" "$st_max"; then
     wandb_resume::_warn "${ckpt##*/} is at global_step $st_step of its max_steps $st_max: that run already finished; resuming it trains on only if the command asks for more steps"
   fi
 }
@@ -160,7 +182,7 @@ wandb_resume::_warn_none_beside() {
 # Arguments: OUTPUT_DIR. Sets: text.
 wandb_resume::_none_beside() {
   local out=${1%/} l_path='' l_count=0 l_numbered=0 c_reason error='' quiet=1 name f
-  local st_status st_reason st_step st_max len max=0 i n=0 names=''
+  local st_status='' st_reason='' st_step='' st_max='' len max=0 i n=0 names=''
   local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() good=()
   local GLOBSORT=name number='@(0|[1-9]*([0-9]))'
   [[ -d $out ]] || return 0
@@ -198,6 +220,7 @@ wandb_resume::_none_beside() {
 #   not read it or a file in it (c_reason: owner, mode, user), 4 a file in it
 #   vanished while it was checked (c_reason; _latest also takes 1-3 for a vanish
 #   when DIR itself is gone).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: st_project, st_entity
 wandb_resume::_check_checkpoint() {
   local dir=$1 rc w_only=0
   local -a st_project=() st_entity=()
@@ -308,6 +331,7 @@ wandb_resume::_warn_accelerate_layout() {
 # Returns: 0 (also when none), 1 when the dir cannot be read, the checkpoint it
 #   would take cannot be read (permissions), or a tool of ours failed (error says
 #   which).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: rec_oldest
 wandb_resume::_latest() {
   local out=${1%/} f name c_reason rc listing=0 rec_oldest=''
   local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
@@ -441,8 +465,9 @@ wandb_resume::_latest_try() {
   return 3
 }
 
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: l_count, quiet, warnings, st_where, st_type, st_value, st_wstep
 wandb_resume::_latest_checkpoint_cmd() {
-  local l_path l_count l_numbered error quiet=0 st_status st_reason st_step st_max out
+  local l_path='' l_count=0 l_numbered=0 error='' quiet=0 st_status='' st_reason='' st_step='' st_max='' out=''
   local -a skipped=() warnings=() st_where st_type st_value st_wstep
   (($# == 1)) || {
     printf 'usage: wandb_resume::latest_checkpoint OUTPUT_DIR\n' >&2

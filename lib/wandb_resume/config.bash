@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # config.bash: resume_from_checkpoint and output_dir from the trainer's YAML or
 # JSON config file.
@@ -16,8 +15,7 @@
 # true; else the path), cfg_output_dir ("" when absent or null), error.
 # Returns 1 when the file cannot be read.
 wandb_resume::_read_config() {
-  local file=$1 line key value out quoted
-  local -a fields=()
+  local file=$1 line=''
   if [[ ! -e $file ]]; then
     error="config file $file: no such file"
     return 1
@@ -30,30 +28,51 @@ wandb_resume::_read_config() {
   fi
   IFS='' read -r -N 1024 line <"$file"
   if [[ $file == *.json || $line =~ ^[[:space:]]*\{ ]]; then
-    if ! command -v jq >/dev/null 2>&1; then
-      error="config file $file: jq not found on PATH (needed to read a JSON config): $_WANDB_RESUME_JQ_INSTALL"
-      return 1
-    fi
-    # shellcheck disable=SC2016 # jq program
-    out=$(jq -j 'if type != "object" then error("not a JSON object") else . end
-      | (.resume_from_checkpoint, .output_dir)
-      | (if . == null or . == false then "\u0002" elif . == true then "\u0003"
-         elif type == "string" then . else tojson end), "\u0001"' \
-      "$file" 2>&1) || {
-      error="config file $file is not usable JSON: ${out//$'\n'/ }"
-      return 1
-    }
-    mapfile -t -d $'\1' fields <<<"$out"
-    case ${fields[0]:-} in
-      $'\2') ;;
-      $'\3') cfg_resume=latest ;;
-      *) wandb_resume::_expand_user "${fields[0]:-}" && cfg_resume=$value ;;
-    esac
-    if [[ ${fields[1]:-} != $'\2' ]]; then
-      wandb_resume::_expand_user "${fields[1]:-}" && cfg_output_dir=$value
-    fi
-    return 0
+    wandb_resume::_read_config_json "$file"
+    return
   fi
+  wandb_resume::_read_config_yaml "$file"
+}
+
+# A JSON config (TrainingArguments saved as JSON): its resume_from_checkpoint and
+# output_dir, read by jq. Arguments: FILE. Sets: cfg_resume, cfg_output_dir; error.
+# Returns: 0, 1 it cannot be read (error).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: error
+wandb_resume::_read_config_json() {
+  local file=$1 out value
+  local -a fields=()
+  if ! command -v jq >/dev/null 2>&1; then
+    error="config file $file: jq not found on PATH (needed to read a JSON config): $_WANDB_RESUME_JQ_INSTALL"
+    return 1
+  fi
+  # shellcheck disable=SC2016 # jq program
+  out=$(jq -j 'if type != "object" then error("not a JSON object") else . end
+    | (.resume_from_checkpoint, .output_dir)
+    | (if . == null or . == false then "\u0002" elif . == true then "\u0003"
+       elif type == "string" then . else tojson end), "\u0001"' \
+    "$file" 2>&1) || {
+    error="config file $file is not usable JSON: ${out//$'\n'/ }"
+    return 1
+  }
+  mapfile -t -d $'\1' fields <<<"$out"
+  case ${fields[0]:-} in
+    $'\2') ;;
+    $'\3') cfg_resume=latest ;;
+    *) wandb_resume::_expand_user "${fields[0]:-}" && cfg_resume=$value ;;
+  esac
+  if [[ ${fields[1]:-} != $'\2' ]]; then
+    wandb_resume::_expand_user "${fields[1]:-}" && cfg_output_dir=$value
+  fi
+  return 0
+}
+
+# A YAML config (TRL's and the example scripts' --config): its top-level
+# resume_from_checkpoint: and output_dir: lines, plain or quoted scalars (YAML's
+# booleans and nulls as the trainer takes them). Arguments: FILE. Sets: cfg_resume,
+# cfg_output_dir. Returns: 0.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: cfg_resume, cfg_output_dir
+wandb_resume::_read_config_yaml() {
+  local file=$1 line key value quoted
   while IFS='' read -r line || [[ -n $line ]]; do
     [[ $line =~ ^(resume_from_checkpoint|output_dir):([[:space:]].*)?$ ]] || continue
     key=${BASH_REMATCH[1]}
@@ -67,9 +86,9 @@ wandb_resume::_read_config() {
       value=${value%"${value##*[![:space:]]}"}
       [[ $value == @(null|Null|NULL|~) ]] && value=''
     fi
-    if ((!quoted)) && [[ $value == @(false|False|FALSE|no|No|NO|off|Off|OFF) ]]; then
+    if ((! quoted)) && [[ $value == @(false|False|FALSE|no|No|NO|off|Off|OFF) ]]; then
       value=''
-    elif ((!quoted)) && [[ $value == @(true|True|TRUE|yes|Yes|YES|on|On|ON) ]]; then
+    elif ((! quoted)) && [[ $value == @(true|True|TRUE|yes|Yes|YES|on|On|ON) ]]; then
       [[ $key == resume_from_checkpoint ]] && value=latest
     fi
     [[ $value == latest && $key == resume_from_checkpoint ]] || wandb_resume::_expand_user "$value"

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # decide.bash: the decision, step by step, in the order of the README's
 # "The decision" section. Each step lives with its concern:
@@ -19,6 +18,7 @@
 
 # The decision. Arguments: CALLER (library|cli) OPTIONS [--] [COMMAND...]
 # Returns: 0 decided, 1 the decision failed (nothing exported), 2 usage error.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: checkpoint, config, wandb_dir, quiet, rewind, forget_failed, allow_weights_only, resume_mode, sources, source_list, command, want, how, cfg_resume, cfg_output_dir, parent_gone, job_key, step_key, job_dir, host, mutex_fd, detail, run_id, run_id_source, wandb_resume, resume_from, wb_version, wb_python, st_status, st_reason, st_step, st_max, st_where, st_type, st_value, st_wstep, skipped, warnings
 wandb_resume::_configure() {
   local caller=$1
   shift
@@ -51,13 +51,13 @@ wandb_resume::_configure() {
 # decides and shares the decision, the others use it. Returns: as _configure.
 wandb_resume::_decide() {
   wandb_resume::_choose_output_dir || return
-  if [[ -n $output_dir ]] && ((!explain && !no_lock)); then
+  if [[ -n $output_dir ]] && ((! explain && ! no_lock)); then
     if ! wandb_resume::_job_join || ! wandb_resume::_job_read_decision; then
       wandb_resume::_log error error "$error"
       return 1
     fi
   fi
-  if ((!reused)); then
+  if ((! reused)); then
     wandb_resume::_choose_checkpoint || return
     if [[ $mode == resume ]]; then
       wandb_resume::_find_run_id

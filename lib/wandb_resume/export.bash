@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # export.bash: what a decision exports (and unsets).
 # Part of lib/wandb_resume.sh.
@@ -82,6 +81,7 @@ wandb_resume::_restore_decision() {
 }
 
 # Export NAME=VALUE (or, with --explain, say it would). Arguments: NAME VALUE
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: explain
 wandb_resume::_export() {
   if ((explain)); then
     wandb_resume::_log info would_export "$1" "$2"
@@ -150,6 +150,7 @@ wandb_resume::_version_ge() {
 # COMMAND starts with python*, else of python3 on PATH (one short process, only
 # when a check needs it, once a decision). Sets: wb_version ("" when wandb is not
 # found), wb_python (the decision's locals). Reads: command.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: command
 wandb_resume::_wandb_version() {
   [[ -n $wb_python ]] && return 0
   wb_python=python3
@@ -167,6 +168,7 @@ wandb_resume::_wandb_version() {
 # step, or with a wandb too old or not found.
 # Reads: rewind, mode, run_id, st_value/st_type/st_wstep, command, WANDB_MODE.
 # Sets: resume_from, wandb_resume ("" when rewound); appends to warnings.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: rewind, mode, st_value, st_type, ckpt
 wandb_resume::_decide_rewind() {
   local i n='' need=0.17.1
   ((rewind)) && [[ $mode == resume ]] || return 0
@@ -227,6 +229,7 @@ wandb_resume::_check_offline_wandb() {
 #   explain, caller, command.
 # Sets: _WANDB_RESUME_EXPORTED_ID, the remembered variables (_remember_decision);
 #   with bin/train-resume, _WANDB_RESUME_EXEC.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: caller
 wandb_resume::_export_decision() {
   local id_problem
   ((explain)) || wandb_resume::_remember_decision before

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # failed.bash: the failed-load records. When the trainer raises while loading the
 # chosen checkpoint, the Python hook (train_resume/hook.py) writes
@@ -12,11 +11,11 @@
 # `Type: message`) that still holds? A record older than DIR/trainer_state.json is
 # of an earlier save of that step, and ignored; --forget-failed ignores them all.
 # Arguments: DIR. Sets: c_reason when it holds. Returns 0 when it holds.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: c_reason
 wandb_resume::_failed_record() {
   local dir=${1%/} rec line=''
   ((${forget_failed:-0})) && return 1
-  rec=${dir%/*}/.train-resume/failed/${dir##*/}
-  [[ $dir == */* ]] || rec=.train-resume/failed/$dir
+  wandb_resume::_record_path "$_WANDB_RESUME_FAILED_DIR" "$dir" rec
   [[ -f $rec ]] || return 1
   [[ -e $dir/trainer_state.json && $rec -ot $dir/trainer_state.json ]] && return 1
   if [[ -r $rec ]]; then
@@ -33,8 +32,9 @@ wandb_resume::_failed_record() {
 # Remove the failed-load records under OUTPUT_DIR/.train-resume/failed (with
 # --explain: say which would be removed, and only ignore them).
 # Arguments: OUTPUT_DIR. Returns 0, 1 when one cannot be removed (error).
+# shellcheck disable=SC2034,SC2154 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: error; read here, a caller's: explain
 wandb_resume::_forget_failed() {
-  local dir=${1%/}/.train-resume/failed f
+  local dir=${1%/}/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_FAILED_DIR f
   local -a recs=()
   [[ -d $dir ]] || return 0
   recs=("$dir"/*)

@@ -5,12 +5,16 @@
 # Part of lib/wandb_resume.sh.
 
 # Run a function with our own shell options, then put the caller's back.
+# Ours include nounset (set -u): reading a name that was never set (a misspelled
+# local of the decision's state) stops the shell loudly instead of reading as empty
+# (bash exits a non-interactive shell on it: a bug of ours, never a silent choice);
+# what may legitimately be unset is read as ${NAME-} or ${NAME:-default}.
 # `local -` restores the `set` options; shopt options are saved and restored here,
 # and so is the caller's BASH_REMATCH (our `=~` tests overwrite it; bash < 5.1
 # keeps it read-only, so there it is not put back).
 wandb_resume::_guest() {
   local -
-  set +e +u +f +o pipefail
+  set +e -u +f +o pipefail
   local _wr_rematch_set=${BASH_REMATCH[0]+1}
   local -a _wr_rematch=("${BASH_REMATCH[@]}")
   local _wr_opt _wr_rc=0

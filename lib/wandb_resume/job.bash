@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # job.bash: what a job is, where its state lives, and the decision its tasks share.
 #
@@ -25,7 +24,7 @@
 _WANDB_RESUME_DECISION_TAG=train-resume-decision-1
 
 # Read a whole number from the environment: digits only, never evaluated.
-# Arguments: NAME DEFAULT. Sets `number` (caller's local): the value, base 10.
+# Arguments: NAME DEFAULT OUT. Sets the variable named OUT: the value, base 10.
 # Returns: 0, or 1 with `error` set when the value is not a number.
 wandb_resume::_env_number() {
   local name=$1 v
@@ -34,25 +33,23 @@ wandb_resume::_env_number() {
     error="$name='$v': not a number"
     return 1
   fi
-  number=$((10#$v))
+  printf -v "$3" '%s' "$((10#$v))"
 }
 
 # The SLURM job as scontrol names it (<job>, or <array job>_<task>) and its restart
-# count, from SLURM's variables (digits only). Sets: job ('' outside SLURM), restarts,
-# number. Returns: 0, 1 with `error` set when one is not a number.
+# count, from SLURM's variables (digits only). Sets: job ('' outside SLURM), restarts.
+# Returns: 0, 1 with `error` set when one is not a number.
 wandb_resume::_slurm_job() {
+  local task
   job='' restarts=0
   if [[ -n ${SLURM_ARRAY_JOB_ID:-} && -n ${SLURM_ARRAY_TASK_ID:-} ]]; then
-    wandb_resume::_env_number SLURM_ARRAY_JOB_ID '' || return 1
-    job=$number
-    wandb_resume::_env_number SLURM_ARRAY_TASK_ID '' || return 1
-    job+=_$number
+    wandb_resume::_env_number SLURM_ARRAY_JOB_ID '' job || return 1
+    wandb_resume::_env_number SLURM_ARRAY_TASK_ID '' task || return 1
+    job+=_$task
   elif [[ -n ${SLURM_JOB_ID:-} ]]; then
-    wandb_resume::_env_number SLURM_JOB_ID '' || return 1
-    job=$number
+    wandb_resume::_env_number SLURM_JOB_ID '' job || return 1
   fi
-  wandb_resume::_env_number SLURM_RESTART_COUNT 0 || return 1
-  restarts=$number
+  wandb_resume::_env_number SLURM_RESTART_COUNT 0 restarts
 }
 
 # This host's name as the kernel gives it (Python's os.uname().nodename), never
@@ -96,7 +93,7 @@ wandb_resume::_alive_here() {
 # Sets: job_key, step_key (SLURM_STEP_ID, or none), host. Returns: 0, 1 with `error`
 # set when a SLURM variable is not a number.
 wandb_resume::_job_key() {
-  local job restarts number start pstate cluster
+  local job restarts start pstate cluster
   wandb_resume::_host
   step_key=none
   [[ ${SLURM_STEP_ID:-} == +([0-9]) && ${#SLURM_STEP_ID} -le 18 ]] && step_key=$((10#$SLURM_STEP_ID))
@@ -129,25 +126,26 @@ wandb_resume::_job_dir() {
   job_dir=''
   if [[ -n $name ]] && { [[ -d $parent ]] || mkdir -p -- "$parent"; } 2>/dev/null &&
     phys=$(cd -P -- "$parent" 2>/dev/null && pwd -P) && [[ -w $phys ]] &&
-    mkdir -p -- "${phys%/}/.train-resume/$name/procs" 2>/dev/null; then
-    job_dir=${phys%/}/.train-resume/$name
+    mkdir -p -- "${phys%/}/$_WANDB_RESUME_STATE_DIR/$name/$_WANDB_RESUME_PROCS_DIR" 2>/dev/null; then
+    job_dir=${phys%/}/$_WANDB_RESUME_STATE_DIR/$name
     return 0
   fi
-  if mkdir -p -- "$out/.train-resume/procs" 2>/dev/null; then
-    job_dir=$out/.train-resume
+  if mkdir -p -- "$out/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_PROCS_DIR" 2>/dev/null; then
+    job_dir=$out/$_WANDB_RESUME_STATE_DIR
     return 0
   fi
   local where=$parent
   [[ -d $out ]] && where=$out
-  error="cannot make the job state dir of $1 (in ${parent%/}/.train-resume/ or $out/.train-resume/): $(wandb_resume::_permission_reason "$where")"
+  error="cannot make the job state dir of $1 (in ${parent%/}/$_WANDB_RESUME_STATE_DIR/ or $out/$_WANDB_RESUME_STATE_DIR/): $(wandb_resume::_permission_reason "$where")"
   return 1
 }
 
 # What the tasks of one job compare before using a decision one of them made: the
 # checkpoint-* names of the output dir and its failed-load records, and the options
 # and variables the decision reads. Sets: listing, inputs.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: output_dir, checkpoint, config, wandb_dir, resume_mode, sources, rewind, allow_weights_only
 wandb_resume::_job_inputs() {
-  local -a c=("$output_dir"/checkpoint-*) f=("$output_dir"/.train-resume/failed/*)
+  local -a c=("$output_dir"/checkpoint-*) f=("$output_dir/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_FAILED_DIR"/*)
   local IFS=/
   listing="${c[*]##*/}//${f[*]##*/}"
   IFS=' '
@@ -164,9 +162,9 @@ wandb_resume::_job_write_decision() {
   wandb_resume::_job_inputs
   if ! { printf '%s\0' "$_WANDB_RESUME_DECISION_TAG" "$job_key" "$step_key" "$inputs" "$listing" \
     "$host" "$BASHPID" "$mode" "$ckpt" "$run_id" "$run_id_source" "$wandb_resume" "$resume_from" \
-    "$output_dir" >"$tmp" && mv -f -- "$tmp" "$job_dir/decision"; } 2>/dev/null; then
+    "$output_dir" >"$tmp" && mv -f -- "$tmp" "$job_dir/$_WANDB_RESUME_DECISION_FILE"; } 2>/dev/null; then
     rm -f -- "$tmp" 2>/dev/null
-    error="cannot write the job's decision in $job_dir/decision: $(wandb_resume::_permission_reason "$job_dir")"
+    error="cannot write the job's decision in $job_dir/$_WANDB_RESUME_DECISION_FILE: $(wandb_resume::_permission_reason "$job_dir")"
     return 1
   fi
 }
@@ -180,12 +178,13 @@ wandb_resume::_job_write_decision() {
 # Reads: job_dir, job_key, step_key, output_dir and the options. Sets: reused (1 when
 # used), the decision's locals (mode, ckpt, run_id, run_id_source, wandb_resume,
 # resume_from); error. Returns: 0, 1 an error (logged by the caller).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: reused
 wandb_resume::_job_read_decision() {
   local listing inputs what
   local -a d=()
   reused=0
-  [[ -n $job_dir && -f $job_dir/decision ]] || return 0
-  mapfile -d '' -t d <"$job_dir/decision" 2>/dev/null
+  [[ -n $job_dir && -f $job_dir/$_WANDB_RESUME_DECISION_FILE ]] || return 0
+  mapfile -d '' -t d <"$job_dir/$_WANDB_RESUME_DECISION_FILE" 2>/dev/null
   # Another job's, another step's, or not one we wrote: decided anew.
   ((${#d[@]} == 14)) && [[ ${d[0]} == "$_WANDB_RESUME_DECISION_TAG" && ${d[1]} == "$job_key" ]] || return 0
   [[ ${d[2]} == "$step_key" && ${d[7]} == @(resume|new) && ${d[11]} == @(must|allow|) ]] || return 0

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # json.bash: the --explain --json output, printed by bash (no process for it).
 # Part of lib/wandb_resume.sh.
@@ -71,6 +70,7 @@ wandb_resume::_json_escape_bytes() {
 # Print the decision as the JSON object of the --explain --json contract (in bash:
 # no process for it). Reads the caller's mode, ckpt, run_id, run_id_source,
 # wandb_resume, resume_from, skipped and warnings.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: mode, ckpt, run_id, run_id_source, wandb_resume, resume_from, skipped, warnings
 wandb_resume::_print_json() {
   local json i sep='' out="{\"mode\": \"$mode\""
   wandb_resume::_json_string --null "$ckpt"

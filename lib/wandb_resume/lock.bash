@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # lock.bash: one job per output dir. The lock of an output dir belongs to a job
 # (job.bash: its key, its state dir), not to a process:
@@ -37,26 +36,26 @@ wandb_resume::_mutex_take() {
     error="flock not found on PATH: cannot take the lock of $output_dir (install util-linux; or --no-lock, if you are sure no other job uses this output dir)"
     return 1
   fi
-  if ! { exec {mutex_fd}>>"$job_dir/lock"; } 2>/dev/null; then
+  if ! { exec {mutex_fd}>>"$job_dir/$_WANDB_RESUME_LOCK_FILE"; } 2>/dev/null; then
     mutex_fd=''
-    error="cannot open the lock $job_dir/lock: $(wandb_resume::_permission_reason "$job_dir")"
+    error="cannot open the lock $job_dir/$_WANDB_RESUME_LOCK_FILE: $(wandb_resume::_permission_reason "$job_dir")"
     return 1
   fi
   flock -n -E 75 "$mutex_fd" 2>/dev/null || rc=$?
   if ((rc == 75)); then
-    wandb_resume::_log info note "⏳ another train-resume is deciding for $output_dir ($job_dir/lock): waiting for it (at most $wait s)"
+    wandb_resume::_log info note "⏳ another train-resume is deciding for $output_dir ($job_dir/$_WANDB_RESUME_LOCK_FILE): waiting for it (at most $wait s)"
     rc=0
     flock -w "$wait" -E 75 "$mutex_fd" 2>/dev/null || rc=$?
     if ((rc == 75)); then
       wandb_resume::_mutex_release
-      error="the lock $job_dir/lock was held for more than $wait s by another train-resume deciding for $output_dir: it may hang (on a stalled file system?)"
+      error="the lock $job_dir/$_WANDB_RESUME_LOCK_FILE was held for more than $wait s by another train-resume deciding for $output_dir: it may hang (on a stalled file system?)"
       return 1
     fi
   fi
   if ((rc != 0)); then
     out=$(flock -n "$mutex_fd" 2>&1)
     wandb_resume::_mutex_release
-    error="cannot lock $job_dir/lock (flock: ${out//$'\n'/ }): the file system may not support flock (Lustre without -o flock, NFS mounted with nolock); --no-lock turns the check off"
+    error="cannot lock $job_dir/$_WANDB_RESUME_LOCK_FILE (flock: ${out//$'\n'/ }): the file system may not support flock (Lustre without -o flock, NFS mounted with nolock); --no-lock turns the check off"
     return 1
   fi
 }
@@ -93,7 +92,7 @@ wandb_resume::_registered_alive() {
 wandb_resume::_other_job_alive() {
   local f key
   other='' other_key=''
-  for f in "$job_dir"/procs/*; do
+  for f in "$job_dir/$_WANDB_RESUME_PROCS_DIR"/*; do
     key=''
     { IFS= read -r key <"$f"; } 2>/dev/null
     if wandb_resume::_registered_alive "$f"; then
@@ -109,12 +108,13 @@ wandb_resume::_other_job_alive() {
 # JOB_DIR/procs/<pid>.<start>@<host> holds the job key and is flock-ed (shared) on a
 # descriptor that stays open (through an exec, too). Reads: job_dir, job_key, host.
 # Sets: _WANDB_RESUME_REGISTERED; error. Returns: 0, 1.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: pstate
 wandb_resume::_register() {
   local start pstate name file fd
   wandb_resume::_proc_start "$BASHPID"
-  name=$BASHPID.$start@$host file=$job_dir/procs/$BASHPID.$start@$host
+  name=$BASHPID.$start@$host file=$job_dir/$_WANDB_RESUME_PROCS_DIR/$BASHPID.$start@$host
   if ! { printf '%s\n' "$job_key" >"$file"; } 2>/dev/null; then
-    error="cannot register with the job in $file: $(wandb_resume::_permission_reason "$job_dir/procs")"
+    error="cannot register with the job in $file: $(wandb_resume::_permission_reason "$job_dir/$_WANDB_RESUME_PROCS_DIR")"
     return 1
   fi
   fd=${_WANDB_RESUME_REGISTERED[$job_dir]:-}
@@ -132,28 +132,27 @@ wandb_resume::_register() {
 # Reads: output_dir. Sets: job_key, step_key, job_dir, host, mutex_fd; error.
 # Returns: 0 joined, 1 refused or failed (error says why).
 wandb_resume::_job_join() {
-  local wait number other other_key owner='' now waited=0 f pid
-  wandb_resume::_env_number TRAIN_RESUME_LOCK_WAIT 0 || return 1
-  wait=$number
+  local wait=0 other other_key owner='' now waited=0 f pid
+  wandb_resume::_env_number TRAIN_RESUME_LOCK_WAIT 0 wait || return 1
   wandb_resume::_job_key || return 1
   wandb_resume::_job_dir "$output_dir" || return 1
   while :; do
     wandb_resume::_mutex_take || return 1
-    { IFS= read -r owner <"$job_dir/job"; } 2>/dev/null
+    { IFS= read -r owner <"$job_dir/$_WANDB_RESUME_JOB_FILE"; } 2>/dev/null
     # Claim first, then look (a process of the old job that registers meanwhile reads
     # the claim and stops, train_resume/job.py; or it is seen here): never both.
     if [[ ${owner%% *} != "$job_key" ]]; then
       printf -v now '%(%s)T' -1
       { printf '%s %s %s %s\n' "$job_key" "$host" "$BASHPID" "$now" >"$job_dir/.job.$BASHPID" &&
-        mv -f -- "$job_dir/.job.$BASHPID" "$job_dir/job"; } 2>/dev/null
+        mv -f -- "$job_dir/.job.$BASHPID" "$job_dir/$_WANDB_RESUME_JOB_FILE"; } 2>/dev/null
     fi
     wandb_resume::_other_job_alive
     [[ -n $other ]] || break
     # (our claim taken back: the owner stays who it was)
     if [[ -z $owner ]]; then
-      rm -f -- "$job_dir/job" 2>/dev/null
+      rm -f -- "$job_dir/$_WANDB_RESUME_JOB_FILE" 2>/dev/null
     elif [[ ${owner%% *} != "$job_key" ]]; then
-      { printf '%s\n' "$owner" >"$job_dir/.job.$BASHPID" && mv -f -- "$job_dir/.job.$BASHPID" "$job_dir/job"; } 2>/dev/null
+      { printf '%s\n' "$owner" >"$job_dir/.job.$BASHPID" && mv -f -- "$job_dir/.job.$BASHPID" "$job_dir/$_WANDB_RESUME_JOB_FILE"; } 2>/dev/null
     fi
     wandb_resume::_mutex_release
     f=${other##*/} pid=${f%%.*}
@@ -190,6 +189,7 @@ wandb_resume::_export_job() {
   fi
 }
 
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: explain, step_key, quiet
 wandb_resume::_lock_cmd() {
   local error='' quiet=0 explain=0 output_dir abs job_key='' step_key='' job_dir='' host='' mutex_fd='' rc=0
   (($# == 1)) && [[ -n $1 ]] || {

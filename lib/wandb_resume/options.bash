@@ -1,8 +1,18 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # options.bash: the options of bin/train-resume and wandb_resume::configure.
 # Part of lib/wandb_resume.sh.
+
+# What --help, --version and --lib print (stdout). Arguments: OPTION
+wandb_resume::_print_about() {
+  case $1 in
+    -h | --help) wandb_resume::usage ;;
+    --version) printf 'train-resume %s\n' "$_WANDB_RESUME_VERSION" ;;
+    # The library file this decision runs (after any install): for job scripts,
+    # source "$(train-resume --lib)".
+    --lib) printf '%s\n' "$_WANDB_RESUME_LIB.sh" ;;
+  esac
+}
 
 # Read the value of an option into `value`; the caller shifts by `take`.
 # Arguments: NAME "$@" (the option and what follows it)
@@ -31,8 +41,9 @@ wandb_resume::_optarg() {
 #   stop=1 after --help, --version or --lib (printed here).
 # Returns: 0; 2 a usage error (no arguments at all: the usage lines); 1 jq is
 #   missing; 127 COMMAND not found, 126 not executable (each logged).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: config, wandb_dir, rewind, forget_failed, no_lock, allow_weights_only, json, quiet, stop
 wandb_resume::_parse_options() {
-  local caller=$1 value take src hint usage status
+  local caller=$1 value='' take=1 hint='' usage
   shift
   if [[ $caller == cli ]] && (($# == 0)); then
     usage=$(wandb_resume::usage)
@@ -40,60 +51,32 @@ wandb_resume::_parse_options() {
     return 2
   fi
   while (($#)); do
+    take=1
     case $1 in
       -o | --output-dir | --output-dir=*)
-        wandb_resume::_optarg --output-dir "$@" || break
-        output_dir=$value
-        [[ -n $output_dir ]] || error='--output-dir needs a non-empty value'
-        shift "$take"
+        wandb_resume::_optarg --output-dir "$@" && output_dir=$value
+        [[ -n $error || -n $output_dir ]] || error='--output-dir needs a non-empty value'
         ;;
       -c | --checkpoint | --checkpoint=*)
-        wandb_resume::_optarg --checkpoint "$@" || break
-        checkpoint=$value
-        [[ -n $checkpoint ]] || error='--checkpoint needs a non-empty value'
-        shift "$take"
+        wandb_resume::_optarg --checkpoint "$@" && checkpoint=$value
+        [[ -n $error || -n $checkpoint ]] || error='--checkpoint needs a non-empty value'
         ;;
-      --config | --config=*)
-        wandb_resume::_optarg --config "$@" || break
-        config=$value
-        shift "$take"
-        ;;
-      --wandb-dir | --wandb-dir=*)
-        wandb_resume::_optarg --wandb-dir "$@" || break
-        wandb_dir=$value
-        shift "$take"
-        ;;
-      --resume-mode | --resume-mode=*)
-        wandb_resume::_optarg --resume-mode "$@" || break
-        resume_mode=$value
-        shift "$take"
-        ;;
-      --sources | --sources=*)
-        wandb_resume::_optarg --sources "$@" || break
-        sources=$value
-        shift "$take"
-        ;;
-      --wandb-rewind) rewind=1 && shift ;;
-      --forget-failed) forget_failed=1 && shift ;;
-      --no-lock) no_lock=1 && shift ;;
-      --allow-weights-only) allow_weights_only=1 && shift ;;
-      -n | --explain) explain=1 && shift ;;
-      --json) json=1 explain=1 && shift ;;
-      -q | --quiet) quiet=1 && shift ;;
-      -h | --help)
-        wandb_resume::usage
-        stop=1
-        return 0
-        ;;
-      --version)
-        printf 'train-resume %s\n' "$_WANDB_RESUME_VERSION"
-        stop=1
-        return 0
-        ;;
+      --config | --config=*) wandb_resume::_optarg --config "$@" && config=$value ;;
+      --wandb-dir | --wandb-dir=*) wandb_resume::_optarg --wandb-dir "$@" && wandb_dir=$value ;;
+      --resume-mode | --resume-mode=*) wandb_resume::_optarg --resume-mode "$@" && resume_mode=$value ;;
+      --sources | --sources=*) wandb_resume::_optarg --sources "$@" && sources=$value ;;
+      --wandb-rewind) rewind=1 ;;
+      --forget-failed) forget_failed=1 ;;
+      --no-lock) no_lock=1 ;;
+      --allow-weights-only) allow_weights_only=1 ;;
+      -n | --explain) explain=1 ;;
+      --json) json=1 explain=1 ;;
+      -q | --quiet) quiet=1 ;;
+      # (one label each: tests/cli.bats reads the accepted options from the labels)
+      -h | --help) ;&
+      --version) ;&
       --lib)
-        # The library file this decision runs (after any install): for job scripts,
-        # source "$(train-resume --lib)".
-        printf '%s\n' "$_WANDB_RESUME_LIB.sh"
+        wandb_resume::_print_about "$1"
         stop=1
         return 0
         ;;
@@ -104,13 +87,21 @@ wandb_resume::_parse_options() {
       -?*)
         wandb_resume::_did_you_mean "$1"
         error="unknown option: $1$hint"
-        break
         ;;
       *) break ;;
     esac
     [[ -z $error ]] || break
+    shift "$take"
   done
   command=("$@")
+  wandb_resume::_check_options "$@"
+}
+
+# After the options: what they say together, jq, and COMMAND. Arguments: COMMAND...
+# Reads: caller, explain, resume_mode, sources; error. Sets: source_list, error.
+# Returns: 0, 1 no jq, 2 usage error, 126/127 COMMAND cannot be run (logged).
+wandb_resume::_check_options() {
+  local src status
   if [[ -z $error ]]; then
     if [[ $caller == library ]] && (($#)); then
       error="unexpected argument: $1 (wandb_resume::configure takes options only; a COMMAND is bin/train-resume's)"
@@ -140,7 +131,7 @@ wandb_resume::_parse_options() {
   fi
   # COMMAND as the shell would find it (exit 127, as a shell's), before anything is
   # decided or locked.
-  if [[ $caller == cli ]] && ((!explain)) && ! wandb_resume::_runnable "${command[0]}"; then
+  if [[ $caller == cli ]] && ((! explain)) && ! wandb_resume::_runnable "${command[0]}"; then
     wandb_resume::_log error error "$error"
     return "$status"
   fi

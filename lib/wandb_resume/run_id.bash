@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # run_id.bash: W&B run ids: W&B's rules for an id, and the id found in the run
 # folders of a `wandb` dir (run-<time>-<id>/run-<id>.wandb).
@@ -21,35 +20,14 @@ _WANDB_RESUME_DEFAULT_SOURCES=checkpoint-wandb,trainer-state,wandb-dir,env
 #   env            an existing WANDB_RUN_ID
 # Reads: source_list, ckpt, output_dir, wandb_dir, resume_mode and the st_* of the
 #   checkpoint. Sets: run_id, run_id_source, wandb_resume; logs every step.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: source_list, ckpt
 wandb_resume::_find_run_id() {
-  local src dir abs i t_id t_where w_id w_folder id_problem joined
-  local -a cand_src=() cand_id=() cand_detail=() searched=() dirs=() scanned=()
+  local src t_id='' t_where='' id_problem='' joined
+  local -a cand_src=() cand_id=() cand_detail=() searched=() scanned=()
   for src in "${source_list[@]}"; do
     case $src in
       checkpoint-wandb | wandb-dir)
-        if [[ $src == checkpoint-wandb ]]; then
-          dirs=("$ckpt/wandb")
-        else
-          dirs=("$ckpt/wandb" "$output_dir/wandb")
-          for abs in "${source_list[@]}"; do
-            [[ $abs == checkpoint-wandb ]] && dirs=("$output_dir/wandb")
-          done
-          [[ -n $wandb_dir ]] && dirs+=("${wandb_dir%/}/wandb")
-          [[ ${wandb_dir%/} == ?(*/)wandb ]] && dirs+=("${wandb_dir%/}")
-          [[ -n ${WANDB_DIR:-} ]] && dirs+=("${WANDB_DIR%/}/wandb")
-        fi
-        for ((i = 0; i < ${#dirs[@]}; i++)); do
-          dir=${dirs[i]}
-          for abs in "${dirs[@]:0:i}" "${scanned[@]}"; do
-            [[ $abs == "$dir" || $abs -ef $dir ]] && continue 2
-          done
-          searched+=("$dir") scanned+=("$dir")
-          wandb_resume::_log info looking "$dir"
-          if wandb_resume::_scan_wandb_dir "$dir"; then
-            cand_src+=("$src") cand_id+=("$w_id") cand_detail+=("$w_folder")
-            break
-          fi
-        done
+        wandb_resume::_run_id_from_wandb_dirs "$src"
         ;;
       trainer-state)
         searched+=("$ckpt/trainer_state.json")
@@ -78,6 +56,48 @@ wandb_resume::_find_run_id() {
     wandb_resume::_reports_to_wandb && wandb_resume::_log warn notfound "${joined%, }"
     return 0
   fi
+  wandb_resume::_run_id_chosen
+}
+
+# Step 2, a W&B source (checkpoint-wandb: the checkpoint's wandb folder; wandb-dir:
+# the run folders beside it, the output dir's, --wandb-dir's, WANDB_DIR's): the
+# first folder not scanned yet that holds a run id. Arguments: SOURCE. Reads: ckpt,
+# output_dir, wandb_dir, source_list. Adds to: cand_*, searched, scanned.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: output_dir
+wandb_resume::_run_id_from_wandb_dirs() {
+  local src=$1 dir abs i w_id='' w_folder=''
+  local -a dirs=()
+  if [[ $src == checkpoint-wandb ]]; then
+    dirs=("$ckpt/wandb")
+  else
+    dirs=("$ckpt/wandb" "$output_dir/wandb")
+    for abs in "${source_list[@]}"; do
+      [[ $abs == checkpoint-wandb ]] && dirs=("$output_dir/wandb")
+    done
+    [[ -n $wandb_dir ]] && dirs+=("${wandb_dir%/}/wandb")
+    [[ ${wandb_dir%/} == ?(*/)wandb ]] && dirs+=("${wandb_dir%/}")
+    [[ -n ${WANDB_DIR:-} ]] && dirs+=("${WANDB_DIR%/}/wandb")
+  fi
+  for ((i = 0; i < ${#dirs[@]}; i++)); do
+    dir=${dirs[i]}
+    for abs in "${dirs[@]:0:i}" "${scanned[@]}"; do
+      [[ $abs == "$dir" || $abs -ef $dir ]] && continue 2
+    done
+    searched+=("$dir") scanned+=("$dir")
+    wandb_resume::_log info looking "$dir"
+    if wandb_resume::_scan_wandb_dir "$dir"; then
+      cand_src+=("$src") cand_id+=("$w_id") cand_detail+=("$w_folder")
+      break
+    fi
+  done
+}
+
+# Step 2, the first candidate wins (the order of the sources); every other one is
+# said to agree, or warned about. Reads: cand_*, resume_mode. Sets: run_id,
+# run_id_source, wandb_resume; adds to warnings.
+# shellcheck disable=SC2034,SC2154 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: wandb_resume; read here, a caller's: resume_mode
+wandb_resume::_run_id_chosen() {
+  local i
   run_id=${cand_id[0]} run_id_source=${cand_src[0]} wandb_resume=$resume_mode
   wandb_resume::_log info found "$run_id" "$run_id_source" "${cand_detail[0]}"
   for ((i = 1; i < ${#cand_id[@]}; i++)); do
@@ -97,6 +117,7 @@ wandb_resume::_find_run_id() {
 # Without such an argument it is not known (transformers 5 defaults to none, but a
 # script or a config file may say wandb): then it may. Reads: command.
 # Returns: 0 it may report to W&B, 1 it does not.
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: command
 wandb_resume::_reports_to_wandb() {
   local arg values='' given='' taking=''
   [[ ${WANDB_MODE:-} != disabled ]] || return 1
@@ -207,7 +228,7 @@ wandb_resume::_skip_folder() {
 # Sets (caller's locals): w_id, w_folder; appends to skipped/warnings.
 # Returns: 0 found, 1 not.
 wandb_resume::_scan_wandb_dir() {
-  local dir=$1 f n latest='' ta tb
+  local dir=$1 f n latest=''
   local t='[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]_[0-9][0-9][0-9][0-9][0-9][0-9]'
   local GLOBSORT=name # bash 5.3: sort globs by name, as bash 5.2 always does
   local -a online=() offline=()
@@ -223,45 +244,9 @@ wandb_resume::_scan_wandb_dir() {
   online=("$dir"/run-$t-?*) offline=("$dir"/offline-run-$t-?*)
   n=$((${#online[@]} + ${#offline[@]}))
   ((n > 0)) || return 1
-  if [[ -L $dir/latest-run ]]; then
-    if [[ ! -e $dir/latest-run ]]; then
-      wandb_resume::_warn "$dir/latest-run leads nowhere (dangling); using the newest run folder instead"
-    else
-      # Usually one of the newest two: test those first, then all (only then: a list
-      # of 10,000 words costs ~10 ms to build).
-      for f in "${online[@]: -1}" "${offline[@]: -1}"; do
-        if [[ $dir/latest-run -ef $f ]]; then
-          latest=$f
-          break
-        fi
-      done
-      if [[ -z $latest ]]; then
-        for f in "${online[@]}" "${offline[@]}"; do
-          if [[ $dir/latest-run -ef $f ]]; then
-            latest=$f
-            break
-          fi
-        done
-      fi
-      [[ -n $latest ]] ||
-        wandb_resume::_warn "$dir/latest-run points outside the run folders of $dir; using the newest run folder instead"
-    fi
-  fi
+  [[ -L $dir/latest-run ]] && wandb_resume::_latest_run_link
   if [[ -z $latest ]] || ! wandb_resume::_try_run_folder "$latest"; then
-    # Newest first: take from the ends of the two sorted lists.
-    local a=$((${#online[@]} - 1)) b=$((${#offline[@]} - 1))
-    while ((a >= 0 || b >= 0)); do
-      ta='' tb=''
-      ((a >= 0)) && ta=${online[a]##*/run-}
-      ((b >= 0)) && tb=${offline[b]##*/offline-run-}
-      if [[ ${ta:0:15} > ${tb:0:15} ]]; then
-        f=${online[a]} && ((a -= 1))
-      else
-        f=${offline[b]} && ((b -= 1))
-      fi
-      [[ $f == "$latest" ]] && continue
-      wandb_resume::_try_run_folder "$f" && break
-    done
+    wandb_resume::_newest_run_folder
   fi
   [[ -n $w_id ]] || return 1
   if ((n > 1)); then
@@ -274,6 +259,58 @@ wandb_resume::_scan_wandb_dir() {
     done
     wandb_resume::_log info note "👀 also seen in $dir: $((n - 1)) other run folder(s), among them: ${others[*]}"
   fi
+  return 0
+}
+
+# The run folder dir/latest-run points to (W&B's own link), when it is one of the run
+# folders (online, offline); warned about when it leads nowhere or elsewhere.
+# Reads: dir, online, offline. Sets: latest ('' when none).
+wandb_resume::_latest_run_link() {
+  local f
+  if [[ ! -e $dir/latest-run ]]; then
+    wandb_resume::_warn "$dir/latest-run leads nowhere (dangling); using the newest run folder instead"
+  else
+    # Usually one of the newest two: test those first, then all (only then: a list
+    # of 10,000 words costs ~10 ms to build).
+    for f in "${online[@]: -1}" "${offline[@]: -1}"; do
+      if [[ $dir/latest-run -ef $f ]]; then
+        latest=$f
+        break
+      fi
+    done
+    if [[ -z $latest ]]; then
+      for f in "${online[@]}" "${offline[@]}"; do
+        if [[ $dir/latest-run -ef $f ]]; then
+          latest=$f
+          break
+        fi
+      done
+    fi
+    [[ -n $latest ]] ||
+      wandb_resume::_warn "$dir/latest-run points outside the run folders of $dir; using the newest run folder instead"
+  fi
+  return 0
+}
+
+# The newest run folder that holds a valid run id, from the ends of the two sorted
+# lists (online, offline), latest (tried already) passed over. Reads: online,
+# offline, latest. Sets (through _try_run_folder): w_id, w_folder.
+wandb_resume::_newest_run_folder() {
+  local f ta tb
+  # Newest first: take from the ends of the two sorted lists.
+  local a=$((${#online[@]} - 1)) b=$((${#offline[@]} - 1))
+  while ((a >= 0 || b >= 0)); do
+    ta='' tb=''
+    ((a >= 0)) && ta=${online[a]##*/run-}
+    ((b >= 0)) && tb=${offline[b]##*/offline-run-}
+    if [[ ${ta:0:15} > ${tb:0:15} ]]; then
+      f=${online[a]} && ((a -= 1))
+    else
+      f=${offline[b]} && ((b -= 1))
+    fi
+    [[ $f == "$latest" ]] && continue
+    wandb_resume::_try_run_folder "$f" && break
+  done
   return 0
 }
 
@@ -290,8 +327,9 @@ wandb_resume::_run_id_from_wandb_dir_cmd() {
 
 # The body of wandb_resume::run_id_from_trainer_state FILE: the run id stored in a
 # trainer_state.json (read by state.bash).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: st_step, st_max, quiet, error, out, st_wstep, skipped
 wandb_resume::_run_id_from_trainer_state_cmd() {
-  local st_status st_reason st_step st_max t_id t_where id_problem quiet=0 error out
+  local st_status='' st_reason='' st_step='' st_max='' t_id='' t_where='' id_problem='' quiet=0 error='' out=''
   local -a st_where st_type st_value st_wstep skipped=() warnings=()
   (($# == 1)) || {
     printf 'usage: wandb_resume::run_id_from_trainer_state FILE\n' >&2

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # saved.bash: the save records, OUTPUT_DIR/.train-resume/saved/checkpoint-N. The
 # trainer callback (train_resume/callback.py) has wandb_resume::record_save write one
@@ -39,16 +38,20 @@ _WANDB_RESUME_STAT_RE='[0-9]+ [0-9]+ [0-9]+\.[0-9]{9} [0-9]+\.[0-9]{9}'
 # Up to this size, the NUL grep is grep -P (_has_nul).
 _WANDB_RESUME_PCRE_MAX=8388608
 
-# The save record of a checkpoint DIR. Arguments: DIR. Sets: rec.
+# The record of KIND (a folder of shared.env: SAVED_DIR, the save records;
+# FAILED_DIR, the failed-load records) of checkpoint DIR:
+# <its parent>/.train-resume/KIND/<its name>. Arguments: KIND DIR OUT.
+# Sets the variable named OUT.
 wandb_resume::_record_path() {
-  local dir=${1%/}
-  rec=.train-resume/saved/$dir
-  [[ $dir == */* ]] && rec=${dir%/*}/.train-resume/saved/${dir##*/}
+  local dir=${2%/} parent=''
+  [[ $dir == */* ]] && parent=${dir%/*}/
+  printf -v "$3" '%s' "$parent$_WANDB_RESUME_STATE_DIR/$1/${dir##*/}"
 }
 
 # Write the save record of each CHECKPOINT (wandb_resume::record_save).
 # Returns: 0 every record written, 1 one could not be written or a checkpoint could
 #   not be checked (said on stderr), 2 usage error.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: quiet, skipped, warnings
 wandb_resume::_record_save_cmd() {
   local ck rc=0 quiet=0
   local -a skipped=() warnings=()
@@ -70,14 +73,15 @@ wandb_resume::_record_save_cmd() {
 # identity is taken before and after the check, and the check is recorded only when
 # nothing changed meanwhile. Arguments: DIR. Returns: 0 written (complete or not), 1
 # not written, or a tool of ours failed (said on stderr).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: allow_weights_only, forget_failed
 wandb_resume::_record_one() {
-  local dir=${1%/} rec folder tmp before='' after line kb state_id='' name i rc=0 checked clock=0
+  local dir=${1%/} rec folder tmp before='' after='' line kb='' state_id='' i rc=0 checked='' clock=0
   local c_reason='' error='' st_status='' st_reason='' st_step='' st_max='' w_only=0
-  local allow_weights_only=1 forget_failed=0 text GLOBSORT=name
+  local allow_weights_only=1 forget_failed=0 text='' GLOBSORT=name
   local -a st_where=() st_type=() st_value=() st_wstep=() st_project=() st_entity=() entries=() ids=()
   [[ -n $dir ]] || dir=/
   [[ -f $dir/trainer_state.json ]] || return 0
-  wandb_resume::_record_path "$dir"
+  wandb_resume::_record_path "$_WANDB_RESUME_SAVED_DIR" "$dir" rec
   folder=${rec%/*} tmp=${rec%/*}/.${rec##*/}.$BASHPID
   if ! mkdir -p -- "$folder" 2>/dev/null || ! : 2>/dev/null >"$tmp"; then
     wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
@@ -91,6 +95,34 @@ wandb_resume::_record_one() {
     ((i > 0)) && [[ ${entries[i - 1]} == "$dir/trainer_state.json" ]] && state_id=$line
     i=$((i + 1))
   done <<<"$before"
+  wandb_resume::_record_check
+  checked=${checked//[[:cntrl:]]/ }
+  wandb_resume::_record_text
+  if ! printf '%s' "$text" 2>/dev/null >"$tmp" || ! mv -f -- "$tmp" "$rec" 2>/dev/null; then
+    rm -f -- "$tmp" 2>/dev/null
+    wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
+    return 1
+  fi
+  case $checked in
+    complete) ;;
+    incomplete*)
+      wandb_resume::_warn "$dir, just saved, is not complete for a resume: $c_reason (a restart passes it over)"
+      ;;
+    *)
+      wandb_resume::_warn "$dir: its save record vouches only for trainer_state.json (${checked#unsure: }): a restart checks the rest again"
+      ((rc == 2)) && return 1
+      ;;
+  esac
+  return 0
+}
+
+# Judge the checkpoint for its record (_record_one's step): unsure when its state
+# could not be looked at or the clock did not pass its last write, else its files as
+# the decision checks them, unchanged meanwhile. Reads (_record_one's): dir,
+# state_id, clock, entries, before. Sets: checked, rc, after, kb, ids, the st_*,
+# c_reason, error, w_only.
+wandb_resume::_record_check() {
+  local name i
   if [[ ! $state_id =~ ^$_WANDB_RESUME_STAT_RE$ ]]; then
     checked="unsure: trainer_state.json could not be looked at"
   elif ((clock)); then
@@ -119,7 +151,14 @@ wandb_resume::_record_one() {
       [[ $kb =~ ^[0-9]+$ ]] || checked='unsure: du failed'
     fi
   fi
-  checked=${checked//[[:cntrl:]]/ }
+}
+
+# The record's text (_record_one's step): header, state, checked; for a complete one
+# its global_step, max_steps, weights, size, run ids, and every entry's identity.
+# Reads (_record_one's): checked, state_id, kb, ids, after, entries, the st_*,
+# w_only. Sets: text.
+wandb_resume::_record_text() {
+  local line i
   text="$_WANDB_RESUME_RECORD_HEADER"$'\n'"state $state_id"$'\n'"checked $checked"$'\n'
   if [[ $checked == complete ]]; then
     text+="global_step $st_step"$'\n'"max_steps $st_max"$'\n'
@@ -139,22 +178,6 @@ wandb_resume::_record_one() {
     done <<<"$after"
   fi
   text+=$'end\n'
-  if ! printf '%s' "$text" 2>/dev/null >"$tmp" || ! mv -f -- "$tmp" "$rec" 2>/dev/null; then
-    rm -f -- "$tmp" 2>/dev/null
-    wandb_resume::_log error error "cannot write the save record $rec: $(wandb_resume::_permission_reason "$folder")"
-    return 1
-  fi
-  case $checked in
-    complete) ;;
-    incomplete*)
-      wandb_resume::_warn "$dir, just saved, is not complete for a resume: $c_reason (a restart passes it over)"
-      ;;
-    *)
-      wandb_resume::_warn "$dir: its save record vouches only for trainer_state.json (${checked#unsure: }): a restart checks the rest again"
-      ((rc == 2)) && return 1
-      ;;
-  esac
-  return 0
 }
 
 # The identities of DIR and its entries before _record_one checks them, taken once
@@ -168,7 +191,7 @@ wandb_resume::_record_one() {
 #   clock pass (a ctime in the future: the clock set back).
 wandb_resume::_record_before() {
   local try out probe line t
-  for try in 1 2 3 4 5 6 7 8; do
+  for ((try = 1; try <= 8; try++)); do
     : 2>/dev/null >"$tmp" || return 1
     out=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$tmp" "$dir" "${entries[@]}" 2>/dev/null) || return 1
     probe=${out%%$'\n'*} before=${out#*$'\n'}
@@ -193,12 +216,13 @@ wandb_resume::_record_before() {
 # Sets (on 0): the st_* of the state as recorded (st_status=ok), w_only, st_kb.
 # Returns: 0 it holds, 1 it does not (no record, another format, a mismatch, NUL
 #   bytes, a tool that failed: the caller checks the files as without a record).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: st_status, st_reason, st_kb
 wandb_resume::_record_holds() {
-  local dir=${1%/} rec text line key value expect='' now got=0 grep_out error
-  local step='' max='' weights='' kb='' where type id wstep project entity state=0 size=''
+  local dir=${1%/} rec text='' expect='' got=0 grep_out='' error=''
+  local step='' max='' weights='' kb='' state=0 size=''
   local -a lines=() args=() r_where=() r_type=() r_value=() r_wstep=() r_project=() r_entity=()
   local - IFS=$'\n' GLOBSORT=name # (the record's lines are split, never globbed: set -f)
-  wandb_resume::_record_path "$dir"
+  wandb_resume::_record_path "$_WANDB_RESUME_SAVED_DIR" "$dir" rec
   [[ -f $rec ]] || return 1
   IFS= read -r -d '' -N 65536 text 2>/dev/null <"$rec"
   [[ $text == "$_WANDB_RESUME_RECORD_HEADER"$'\n'*$'\nchecked complete\n'*$'\nend\n' ]] || return 1
@@ -207,6 +231,28 @@ wandb_resume::_record_holds() {
   lines=($text)
   set +f
   args=("$dir")
+  wandb_resume::_record_fields || return 1
+  # The state is one of the entries; the folder's step is the record's.
+  [[ $got == 1 && $state == 1 && $step =~ ^[0-9]{1,18}$ && (-z $max || $max =~ ^[0-9]{1,18}$) &&
+    $weights == @(full|only) && $kb =~ ^[0-9]+$ ]] || return 1
+  [[ ${dir##*/} != checkpoint-+([0-9]) || ${dir##*/checkpoint-} == "$step" ]] || return 1
+  wandb_resume::_record_matches || return 1
+  [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
+  wandb_resume::_has_nul "$dir/trainer_state.json" "$size" && return 1
+  st_status=ok st_reason='' st_step=$step st_max=$max
+  st_where=("${r_where[@]}") st_type=("${r_type[@]}") st_value=("${r_value[@]}")
+  st_wstep=("${r_wstep[@]}") st_project=("${r_project[@]}") st_entity=("${r_entity[@]}")
+  w_only=0
+  [[ $weights == only ]] && w_only=1
+  st_kb=$kb
+  return 0
+}
+
+# The fields of a save record (_record_holds' step), each of its form, or 1. Reads:
+# lines, dir. Sets (_record_holds' locals): step, max, weights, kb, size, state,
+# got, expect (the identities recorded), args (DIR and its entries), r_*.
+wandb_resume::_record_fields() {
+  local line key value where type id wstep project entity
   for line in "${lines[@]:1}"; do
     key=${line%% *} value=${line#* }
     [[ $line == *' '* ]] || value=''
@@ -247,11 +293,14 @@ wandb_resume::_record_holds() {
       *) return 1 ;;
     esac
   done
-  # The state is one of the entries; the folder's step is the record's.
-  [[ $got == 1 && $state == 1 && $step =~ ^[0-9]{1,18}$ && (-z $max || $max =~ ^[0-9]{1,18}$) &&
-    $weights == @(full|only) && $kb =~ ^[0-9]+$ ]] || return 1
-  [[ ${dir##*/} != checkpoint-+([0-9]) || ${dir##*/checkpoint-} == "$step" ]] || return 1
-  # Every entry of the folder, and only those (as _record_one lists them).
+  return 0
+}
+
+# Are the folder's entries the record's, and only those (as _record_one lists
+# them), each with the identity recorded (_record_holds' step)? Reads: dir, args,
+# expect. Returns: 0 they match, 1 not.
+wandb_resume::_record_matches() {
+  local key now
   local -a here=("$dir"/*)
   ((${#here[@]} == ${#args[@]} - 1)) || return 1
   for key in "${!here[@]}"; do
@@ -259,21 +308,13 @@ wandb_resume::_record_holds() {
   done
   now=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "${args[@]}" 2>/dev/null) || return 1
   [[ $now == "$expect" ]] || return 1
-  [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
-  wandb_resume::_has_nul "$dir/trainer_state.json" "$size" && return 1
-  st_status=ok st_reason='' st_step=$step st_max=$max
-  st_where=("${r_where[@]}") st_type=("${r_type[@]}") st_value=("${r_value[@]}")
-  st_wstep=("${r_wstep[@]}") st_project=("${r_project[@]}") st_entity=("${r_entity[@]}")
-  w_only=0
-  [[ $weights == only ]] && w_only=1
-  st_kb=$kb
-  return 0
 }
 
 # Does FILE (of SIZE bytes) hold a NUL byte? One grep, bounded in memory: up to
 # _WANDB_RESUME_PCRE_MAX bytes with -P '\x00' (no pattern to write first: a process
 # less), larger with -F and a NUL from a pipe (PCRE takes ~10 times as long on 173 MB).
 # Arguments: FILE SIZE. Returns: 0 it does, or not known (grep failed); 1 it does not.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: grep_out
 wandb_resume::_has_nul() {
   local grep_out error rc=3
   if (($2 <= _WANDB_RESUME_PCRE_MAX)); then
@@ -293,7 +334,7 @@ wandb_resume::_has_nul() {
 wandb_resume::_record_state() {
   local rec line
   stamp=''
-  wandb_resume::_record_path "$1"
+  wandb_resume::_record_path "$_WANDB_RESUME_SAVED_DIR" "$1" rec
   [[ -f $rec && -r $rec ]] || return 0
   IFS= read -r -d '' -N 256 line 2>/dev/null <"$rec"
   if [[ $line == "$_WANDB_RESUME_RECORD_HEADER"$'\nstate '* ]]; then
@@ -334,15 +375,15 @@ wandb_resume::_unfinished_save() {
   [[ $dir == */* ]] && parent=${dir%/*}
   [[ $name =~ ^checkpoint-([1-9][0-9]{0,17})$ ]] || return 1
   n=${BASH_REMATCH[1]}
-  [[ -e $parent/.train-resume/saved/$name ]] && return 1
+  [[ -e $parent/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_SAVED_DIR/$name ]] && return 1
   if [[ -z $rec_oldest ]]; then
     rec_oldest=none
     # (an extglob pattern from a variable: the caller may have sourced us without extglob)
-    for f in "$parent"/.train-resume/saved/checkpoint-$number; do
+    for f in "$parent/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_SAVED_DIR"/checkpoint-$number; do
       f=${f##*/checkpoint-}
       ((${#f} <= 18)) && [[ $rec_oldest == none || $f -lt $rec_oldest ]] && rec_oldest=$f
     done
   fi
   [[ $rec_oldest != none ]] && ((n > rec_oldest)) || return 1
-  c_reason="its save did not finish on every rank: no save record, though the saves from checkpoint-$rec_oldest on are recorded (.train-resume/saved/; the callback records a save once every rank has finished it): killed after rank 0 wrote trainer_state.json, before another rank (or the trainer's own extras, such as TRL's entropy_ctrl_state.json) had finished"
+  c_reason="its save did not finish on every rank: no save record, though the saves from checkpoint-$rec_oldest on are recorded ($_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_SAVED_DIR/; the callback records a save once every rank has finished it): killed after rank 0 wrote trainer_state.json, before another rank (or the trainer's own extras, such as TRL's entropy_ctrl_state.json) had finished"
 }

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # state.bash: reading a trainer_state.json (global_step and the run ids stored
 # in it) with jq, fast on files of hundreds of MB.
@@ -170,33 +169,11 @@ end'
 #   each, or empty), st_project and st_entity (beside each; when the caller has
 #   them: the save record holds them).
 wandb_resume::_read_state() {
-  local file=$1 stamp=${2:-} head out n i size nul grep_out whole=1 text=unknown streamed=0
-  local -a fields=()
-  [[ ${st_project@a} == *a* ]] || local -a st_project st_entity
+  local file=$1 stamp=${2:-} head='' out='' size=0 nul=0 grep_out='' text=unknown whole=1 streamed=0
+  declare -p st_project >/dev/null 2>&1 || local -a st_project st_entity
   st_status=bad st_reason='' st_step='' st_max='' st_where=() st_type=() st_value=() st_wstep=()
   st_project=() st_entity=()
-  if [[ ! -e $file && ! -L $file ]]; then
-    st_status=missing
-    st_reason='trainer_state.json missing (HF writes it last: the save was probably interrupted)'
-    return 0
-  fi
-  if [[ ! -f $file ]]; then
-    st_reason='trainer_state.json is not a regular file'
-    [[ -L $file && ! -e $file ]] && st_reason='trainer_state.json is a symlink that leads nowhere'
-    wandb_resume::_vanished "$file" && wandb_resume::_state_tool_failed "$file"
-    return 0
-  fi
-  if [[ ! -r $file ]]; then
-    st_status=denied st_reason="trainer_state.json: $(wandb_resume::_permission_reason "$file")"
-    wandb_resume::_vanished "$file" && wandb_resume::_state_tool_failed "$file"
-    return 0
-  fi
-  if ! command -v jq >/dev/null 2>&1; then
-    st_status=fail
-    st_reason="jq not found on PATH: trainer_state.json cannot be read ($_WANDB_RESUME_JQ_INSTALL)"
-    error=$st_reason
-    return 0
-  fi
+  wandb_resume::_state_readable "$file" || return 0
   # The first 4 KiB through head (bash's read would skip NUL bytes, and so read on
   # through a file of zeros). Fewer characters than that: a small file, or NULs.
   read -r -d '' -N 4096 head < <(head -c 4096 -- "$file" 2>/dev/null)
@@ -205,101 +182,175 @@ wandb_resume::_read_state() {
     return 0
   fi
   if ((${#head} < 4096)); then
-    size=$(exec stat -L -c %s -- "$file" 2>/dev/null) || size=0
-    if ((size > 4096)); then
-      st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
-      return 0
-    fi
-    wandb_resume::_check_text "$file"
-    [[ $text == ok ]] || wandb_resume::_check_utf8 "$file" || return 0
-    wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
-      "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file" || {
-      wandb_resume::_state_tool_failed "$file"
-      return 0
-    }
+    wandb_resume::_state_small "$file" || return 0
   else
-    # The middle: NUL bytes anywhere (what a crash leaves in blocks never written,
-    # even under a save record). grep is fast on it (memchr), but holds a whole
-    # line: a file of very long lines is parsed whole.
-    wandb_resume::_grep_bounded -q -a -F -f <(printf '\0') -- "$file"
-    case $? in
-      0)
-        st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
-        return 0
-        ;;
-      1) nul=0 ;;
-      2) nul=unknown ;;
-      *) # 3: grep failed
-        wandb_resume::_state_tool_failed "$file"
-        return 0
-        ;;
-    esac
+    wandb_resume::_state_nul "$file" || return 0
     out='more'
     if [[ $nul == 0 ]] && wandb_resume::_as_saved "$file" "$stamp"; then
       whole=0
-      wandb_resume::_jq_bounded -j -R -s --arg mode window --arg head "$head" \
-        --argjson window "$_WANDB_RESUME_WINDOW" "$_WANDB_RESUME_JQ_STATE" \
-        < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" 2>/dev/null) || {
-        wandb_resume::_state_tool_failed "$file"
-        return 0
-      }
+      wandb_resume::_state_window "$file" || return 0
     fi
+    # Not sure: a full parse.
     if [[ $out == more* ]]; then
-      # Not sure: a full parse.
-      whole=1
-      size=$(exec stat -L -c %s -- "$file" 2>/dev/null) || size=0
-      if ((size > _WANDB_RESUME_FULL_MAX)) && [[ $nul == 0 ]]; then
-        # In pieces, on both cores (_read_split); when it is not sure, the slow way.
-        if ! wandb_resume::_read_split "$file" && [[ $text == truncated ]]; then
-          wandb_resume::_check_utf8 "$file" || return 0
-          st_reason='not valid JSON (truncated?): it does not end with the } that closes it'
-          return 0
-        fi
-      fi
-      # UTF-8 is checked before jq's answer counts (Python's tokens after it), unless
-      # one grep did both (_check_text, or _read_split's).
-      [[ $text == unknown ]] && wandb_resume::_check_text "$file"
-      [[ $text == ok ]] || wandb_resume::_check_utf8 "$file" || return 0
-      if [[ $out != more* ]]; then
-        : # _read_split was sure
-      elif ((size <= _WANDB_RESUME_FULL_MAX)); then
-        wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
-          "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file"
-      else
-        # jq does not see NUL bytes (it skips them): look for them first.
-        if [[ $nul == unknown ]]; then
-          cmp -s -- - "$file" < <(tr -d '\0' 2>/dev/null <"$file")
-          case $? in
-            0) ;;
-            1)
-              st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
-              return 0
-              ;;
-            *)
-              error='cmp failed'
-              wandb_resume::_state_tool_failed "$file"
-              return 0
-              ;;
-          esac
-        fi
-        streamed=1
-        wandb_resume::_jq_bounded -j -n --stream --arg mode stream --arg head '' \
-          --argjson window 0 "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file" || {
-          # jq 1.6's stream parser stops on an assertion on some damaged JSON (a
-          # value where a key belongs): that is the file's fault, not ours.
-          if [[ $out == *'stream_token: Assertion'* ]] && ! wandb_resume::_vanished "$file"; then
-            st_reason="not valid JSON (truncated?): jq's stream parser gave up on it (${out//$'\n'/ })"
-            st_reason=${st_reason:0:300}
-            return 0
-          fi
-          false
-        }
-      fi || {
-        wandb_resume::_state_tool_failed "$file"
-        return 0
-      }
+      wandb_resume::_state_full "$file" || return 0
     fi
   fi
+  wandb_resume::_state_fields "$file"
+}
+
+# The steps of _read_state. They share its locals (file's head, out, size, nul,
+# text, whole, streamed) and set the st_* (and error) it sets; each returns 0 to go
+# on, 1 when the state is told (the st_* say how).
+
+# FILE is there, a regular file, ours to read, and jq is there to read it.
+wandb_resume::_state_readable() {
+  local file=$1
+  if [[ ! -e $file && ! -L $file ]]; then
+    st_status=missing
+    st_reason='trainer_state.json missing (HF writes it last: the save was probably interrupted)'
+    return 1
+  fi
+  if [[ ! -f $file ]]; then
+    st_reason='trainer_state.json is not a regular file'
+    [[ -L $file && ! -e $file ]] && st_reason='trainer_state.json is a symlink that leads nowhere'
+    wandb_resume::_vanished "$file" && wandb_resume::_state_tool_failed "$file"
+    return 1
+  fi
+  if [[ ! -r $file ]]; then
+    st_status=denied st_reason="trainer_state.json: $(wandb_resume::_permission_reason "$file")"
+    wandb_resume::_vanished "$file" && wandb_resume::_state_tool_failed "$file"
+    return 1
+  fi
+  if ! command -v jq >/dev/null 2>&1; then
+    st_status=fail
+    st_reason="jq not found on PATH: trainer_state.json cannot be read ($_WANDB_RESUME_JQ_INSTALL)"
+    error=$st_reason
+    return 1
+  fi
+}
+
+# A small file (or one with NUL bytes: fewer characters than 4 KiB were read),
+# parsed whole. Arguments: FILE.
+wandb_resume::_state_small() {
+  local file=$1
+  size=$(exec stat -L -c %s -- "$file" 2>/dev/null) || size=0
+  if ((size > 4096)); then
+    st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
+    return 1
+  fi
+  wandb_resume::_check_text "$file"
+  [[ $text == ok ]] || wandb_resume::_check_utf8 "$file" || return 1
+  wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
+    "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file" || {
+    wandb_resume::_state_tool_failed "$file"
+    return 1
+  }
+}
+
+# The middle: NUL bytes anywhere (what a crash leaves in blocks never written, even
+# under a save record). grep is fast on it (memchr), but holds a whole line: a file
+# of very long lines is parsed whole. Arguments: FILE. Sets: nul (0, or unknown).
+wandb_resume::_state_nul() {
+  local grep_out
+  wandb_resume::_grep_bounded -q -a -F -f <(printf '\0') -- "$1"
+  case $? in
+    0)
+      st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
+      return 1
+      ;;
+    1) nul=0 ;;
+    2) nul=unknown ;;
+    *) # 3: grep failed
+      wandb_resume::_state_tool_failed "$1"
+      return 1
+      ;;
+  esac
+}
+
+# As saved: the head and the last _WANDB_RESUME_WINDOW bytes (the keys after
+# log_history), the middle not parsed. Arguments: FILE. Sets: out (more: not sure).
+wandb_resume::_state_window() {
+  wandb_resume::_jq_bounded -j -R -s --arg mode window --arg head "$head" \
+    --argjson window "$_WANDB_RESUME_WINDOW" "$_WANDB_RESUME_JQ_STATE" \
+    < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$1" 2>/dev/null) || {
+    wandb_resume::_state_tool_failed "$1"
+    return 1
+  }
+}
+
+# The full parse: in pieces on both cores for a big file (_read_split), whole with
+# jq up to _WANDB_RESUME_FULL_MAX, else streamed (_state_stream); UTF-8 checked
+# before jq's answer counts. Arguments: FILE. Sets: out, size, text, whole.
+wandb_resume::_state_full() {
+  local file=$1
+  whole=1
+  size=$(exec stat -L -c %s -- "$file" 2>/dev/null) || size=0
+  if ((size > _WANDB_RESUME_FULL_MAX)) && [[ $nul == 0 ]]; then
+    # In pieces, on both cores (_read_split); when it is not sure, the slow way.
+    if ! wandb_resume::_read_split "$file" && [[ $text == truncated ]]; then
+      wandb_resume::_check_utf8 "$file" || return 1
+      st_reason='not valid JSON (truncated?): it does not end with the } that closes it'
+      return 1
+    fi
+  fi
+  # UTF-8 is checked before jq's answer counts (Python's tokens after it), unless
+  # one grep did both (_check_text, or _read_split's).
+  [[ $text == unknown ]] && wandb_resume::_check_text "$file"
+  [[ $text == ok ]] || wandb_resume::_check_utf8 "$file" || return 1
+  if [[ $out != more* ]]; then
+    return 0 # _read_split was sure
+  elif ((size <= _WANDB_RESUME_FULL_MAX)); then
+    wandb_resume::_jq_bounded -j -R -s --arg mode whole --arg head '' --argjson window 0 \
+      "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file" && return 0
+  else
+    wandb_resume::_state_stream "$file"
+    case $? in
+      0) return 0 ;;
+      1) return 1 ;;
+    esac
+  fi
+  wandb_resume::_state_tool_failed "$file"
+  return 1
+}
+
+# A file too big to parse whole, streamed by jq; jq does not see NUL bytes (it skips
+# them): looked for first when not known. Arguments: FILE. Sets: out, streamed.
+# Returns: 0 read, 1 told (st_*), 2 a tool of ours failed (error).
+wandb_resume::_state_stream() {
+  local file=$1
+  if [[ $nul == unknown ]]; then
+    cmp -s -- - "$file" < <(tr -d '\0' 2>/dev/null <"$file")
+    case $? in
+      0) ;;
+      1)
+        st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
+        return 1
+        ;;
+      *)
+        error='cmp failed'
+        return 2
+        ;;
+    esac
+  fi
+  streamed=1
+  wandb_resume::_jq_bounded -j -n --stream --arg mode stream --arg head '' \
+    --argjson window 0 "$_WANDB_RESUME_JQ_STATE" 2>/dev/null <"$file" && return 0
+  # jq 1.6's stream parser stops on an assertion on some damaged JSON (a value where
+  # a key belongs): that is the file's fault, not ours.
+  if [[ $out == *'stream_token: Assertion'* ]] && ! wandb_resume::_vanished "$file"; then
+    st_reason="not valid JSON (truncated?): jq's stream parser gave up on it (${out//$'\n'/ })"
+    st_reason=${st_reason:0:300}
+    return 1
+  fi
+  return 2
+}
+
+# The st_* from jq's answer (out: fields ended by \1), then what jq parsed whole
+# Python's json must accept too, and a streamed parse has no gap. Arguments: FILE.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: st_step, st_max
+wandb_resume::_state_fields() {
+  local file=$1 n i
+  local -a fields=()
   mapfile -t -d $'\1' fields <<<"$out"
   st_status=${fields[0]:-bad}
   st_reason=${fields[1]:-}
@@ -378,6 +429,7 @@ _WANDB_RESUME_PY_JSON_LINE='^(?:[ \t\r\[\]{}:,]|"(?:[^"\\]|\\.)*+"|true|false|nu
 # Arguments: FILE
 # Sets (on 1): st_reason, and st_status=fail with error when grep failed.
 # Returns: 0 fine (or not known), 1 not.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: grep_out
 wandb_resume::_check_python_json() {
   local grep_out at
   LC_ALL=C wandb_resume::_grep_bounded -a -P -v -c -m 1 -- "$_WANDB_RESUME_PY_JSON_LINE" "$1"
@@ -473,43 +525,10 @@ _WANDB_RESUME_STRINGS_LINE='^(?:[^"]|"(?:[^"\\]|\\.)*+")*+$'
 # Returns: 0 sure, 1 not (another layout, damage, a tool that failed, the file changed:
 #   the caller parses the file the old way, which says what went wrong).
 wandb_resume::_read_split() {
-  local file=$1 prefix open_end stamp size win rest close mid=0 off line res
-  local -a found=()
+  local file=$1 open_end=0 stamp='' size=0 close=0 mid=0 res
   text=unknown
-  [[ $head == *$'\n  "log_history": [\n'* ]] || return 1
-  prefix=${head%%$'\n  "log_history": [\n'*}
-  open_end=$((${#prefix} + 19))
-  stamp=$(exec stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
-  size=${stamp%% *}
-  IFS= read -r -d '' win < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" 2>/dev/null)
-  # (bash matches a pattern with a leading * in time that grows with the square of
-  # the text's length: only trailing *, and single characters, on 64 KiB)
-  rest=$win
-  while [[ ${rest: -1} == [$' \t\r\n'] ]]; do rest=${rest%?}; done
-  if [[ ${rest: -1} != '}' ]]; then
-    text=truncated
-    return 1
-  fi
-  # log_history's `]`: the first line `  ]` or `  ],` in the last bytes.
-  prefix=${win%%$'\n  ]'*}
-  rest=${win:${#prefix}+4}
-  [[ ${#prefix} != "${#win}" && (${rest:0:1} == $'\n' || ${rest:0:2} == ,$'\n') ]] || return 1
-  close=$((size - ${#rest} - 1))
-  ((close > open_end)) || return 1
-  # Two halves, cut at an entry's end near the middle.
-  if ((close - open_end > 4 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))); then
-    off=$((open_end + (close - open_end) / 2))
-    mapfile -t found < <(tail -c +$((off + 1)) -- "$file" 2>/dev/null | grep -a -m 2 -b -x -F -e '    },' 2>/dev/null)
-    for line in "${found[@]}"; do
-      line=${line%%:*}
-      if [[ $line == [1-9]*([0-9]) ]] && ((${#line} < 19)); then
-        mid=$((off + line + 5))
-        # (not past the middle's share of log_history: another layout)
-        ((mid < close - 2 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))) || mid=0
-        break
-      fi
-    done
-  fi
+  wandb_resume::_split_bounds "$file" || return 1
+  wandb_resume::_split_middle "$file"
   res=$(
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
     exec {fd}<"$file" || exit 1
@@ -519,7 +538,7 @@ wandb_resume::_read_split() {
       from=$mid
     fi
     exec {fb}< <(wandb_resume::_split_jq last "$from" $((close + 1)) "$open_end" <"$src")
-    g=$(LC_ALL=C grep -a -P -v -c -m 1 -- "$_WANDB_RESUME_PY_TEXT_LINE" "$src" 2>&1)
+    LC_ALL=C grep -a -P -v -q -m 1 -- "$_WANDB_RESUME_PY_TEXT_LINE" "$src" >/dev/null 2>&1
     printf '%s\4' "$?"
     ((mid)) && IFS= read -r -d '' a <&"$fa"
     IFS= read -r -d '' b <&"$fb"
@@ -543,6 +562,56 @@ wandb_resume::_read_split() {
     (($? == 1)) || return 1
   fi
   out=${res%$'\3'*}
+}
+
+# Where log_history's entries begin (open_end: after its `[` line in the head) and
+# where it closes (close: its `  ]` line in the last bytes), and the file's identity
+# now (_read_split's step). Arguments: FILE. Sets: open_end, close, stamp, size, text
+# (truncated: it does not end with `}`). Returns: 0, 1 another layout.
+wandb_resume::_split_bounds() {
+  local file=$1 prefix win rest
+  [[ $head == *$'\n  "log_history": [\n'* ]] || return 1
+  prefix=${head%%$'\n  "log_history": [\n'*}
+  open_end=$((${#prefix} + 19))
+  stamp=$(exec stat -L -c '%s %i %.9Y %.9Z' -- "$file" 2>/dev/null) || return 1
+  size=${stamp%% *}
+  IFS= read -r -d '' win < <(tail -c "$_WANDB_RESUME_WINDOW" -- "$file" 2>/dev/null)
+  # (bash matches a pattern with a leading * in time that grows with the square of
+  # the text's length: only trailing *, and single characters, on 64 KiB)
+  rest=$win
+  while [[ ${rest: -1} == [$' \t\r\n'] ]]; do rest=${rest%?}; done
+  if [[ ${rest: -1} != '}' ]]; then
+    text=truncated
+    return 1
+  fi
+  # log_history's `]`: the first line `  ]` or `  ],` in the last bytes.
+  prefix=${win%%$'\n  ]'*}
+  rest=${win:${#prefix}+4}
+  [[ ${#prefix} != "${#win}" && (${rest:0:1} == $'\n' || ${rest:0:2} == ,$'\n') ]] || return 1
+  close=$((size - ${#rest} - 1))
+  ((close > open_end)) || return 1
+}
+
+# Two halves, cut at an entry's end near the middle, for a log_history long enough
+# (_read_split's step). Arguments: FILE. Reads: open_end, close. Sets: mid (0: one
+# piece).
+wandb_resume::_split_middle() {
+  local file=$1 off line
+  local -a found=()
+  if ((close - open_end > 4 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))); then
+    off=$((open_end + (close - open_end) / 2))
+    mapfile -t found < <(tail -c +$((off + 1)) -- "$file" 2>/dev/null | grep -a -m 2 -b -x -F -e '    },' 2>/dev/null)
+    for line in "${found[@]}"; do
+      line=${line%%:*}
+      if [[ $line == [1-9]*([0-9]) ]] && ((${#line} < 19)); then
+        mid=$((off + line + 5))
+        # (not past the middle's share of log_history: another layout)
+        ((mid < close - 2 * (_WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH))) || mid=0
+        break
+      fi
+    done
+  fi
+  return 0
 }
 
 # One writer of _read_split and its jq: prints jq's fields, then \3 and the exit

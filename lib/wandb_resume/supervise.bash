@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # supervise.bash: running the trainer under SLURM: forward the stop signal to every
 # process of the trainer that takes it, wait for all of them, requeue unless it
@@ -29,8 +28,9 @@
 # wandb_resume::configure (export.bash, _restore_decision).
 # Every requeue counts against --max-restarts (SLURM_RESTART_COUNT).
 
-# The signals that ask the trainer to save and stop (also the --signal choices).
-_WANDB_RESUME_STOP_SIGNALS='@(USR1|USR2|TERM|INT|HUP)'
+# The signals that ask the trainer to save and stop (also the --signal choices), as
+# a pattern (from shared.env: STOP_SIGNAL_CHOICES).
+_WANDB_RESUME_STOP_PATTERN="@(${_WANDB_RESUME_STOP_SIGNAL_CHOICES//,/|})"
 # How long (s) to wait for the rest of the trainer's processes after it exited
 # (torchrun's workers may still be saving when torchrun itself is gone); then what is
 # left is killed.
@@ -43,7 +43,8 @@ wandb_resume::_on_stop() {
 
 # Whether the run in OUT is finished, from its newest complete checkpoint PATH
 # (empty: none) and what _latest read of its trainer_state.json (st_step, st_max):
-# for a trainer that exited 0 without an end record of this run (no callback).
+# for a trainer that exited 0 without an end record of this run (no callback); at
+# its end as the decision tells it (wandb_resume::_at_max_steps: max_steps > 0).
 # Arguments: PATH. Sets `why`. Returns: 0 finished, 1 not finished, 2 no checkpoint
 # to tell.
 wandb_resume::_finished() {
@@ -56,7 +57,7 @@ wandb_resume::_finished() {
     why="exited 0, but ${path##*/}/trainer_state.json has no whole global_step and max_steps: cannot tell that it finished"
     return 1
   fi
-  if ((10#$step >= 10#$max)); then
+  if wandb_resume::_at_max_steps "$step" "$max"; then
     why="exit 0, and ${path##*/} is at step $step of max_steps $max"
     return 0
   fi
@@ -111,6 +112,7 @@ wandb_resume::_catches() {
 # ranks with TERM itself. When no process catches it, LEADER gets it.
 # Arguments: SIG LEADER. Adds to `seen` (pid:start of every process of the tree: the
 # drain waits for them). Logs.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: pstate
 wandb_resume::_forward() {
   local sig=$1 leader=$2 num pid c start pstate host jobdir=${TRAIN_RESUME_JOB_DIR:-}
   local -A kids=()
@@ -126,7 +128,7 @@ wandb_resume::_forward() {
     unset 'todo[-1]'
     if wandb_resume::_catches "$pid" "$num"; then
       to+=("$pid")
-      [[ -n $jobdir ]] && wandb_resume::_proc_start "$pid" && [[ -e $jobdir/procs/$pid.$start@$host ]] && continue
+      [[ -n $jobdir ]] && wandb_resume::_proc_start "$pid" && [[ -e $jobdir/$_WANDB_RESUME_PROCS_DIR/$pid.$start@$host ]] && continue
     fi
     for c in ${kids[$pid]-}; do todo+=("$c"); done
   done
@@ -187,10 +189,10 @@ wandb_resume::_drain() {
 # record says, for a log line; '' unless the reason is one of a finished run); ''
 # when there is none.
 wandb_resume::_read_ended() {
-  local line k v n=0 at
+  local line k v n=0 at file=$1/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_ENDED_FILE
   ended_reason='' ended_signal='' ended_step='' ended_max='' ended_job='' ended_time=''
   ended_text='' ended_why=''
-  [[ -n $1 && -f $1/.train-resume/ended ]] || return 0
+  [[ -n $1 && -f $file ]] || return 0
   while ((n++ < 20)) && IFS= read -r -n 300 line; do
     ended_text+=$line$'\n'
     [[ $line == ?*=* ]] || continue
@@ -203,7 +205,9 @@ wandb_resume::_read_ended() {
       job) [[ $v == +([A-Za-z0-9._@-]) ]] && ended_job=$v ;;
       time) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_time=$v ;;
     esac
-  done 2>/dev/null <"$1/.train-resume/ended"
+  done 2>/dev/null <"$file"
+  # A finished run's reasons are shared.env's ENDED_FINISHED (the callback writes them).
+  [[ ,$_WANDB_RESUME_ENDED_FINISHED, == *",$ended_reason,"* ]] || return 0
   at="step ${ended_step:-?}${ended_max:+ of max_steps $ended_max}"
   case $ended_reason in
     max_steps) ended_why="the trainer reached max_steps ($at)" ;;
@@ -211,7 +215,7 @@ wandb_resume::_read_ended() {
     should_training_stop)
       ended_why="the trainer stopped by its own rule before max_steps ($at: should_training_stop, set by a callback such as EarlyStoppingCallback)"
       ;;
-    *) return 0 ;;
+    *) ended_why="the trainer ended by its own rule ($ended_reason, $at)" ;;
   esac
   [[ -z $ended_signal ]] || ended_why+="; SIG$ended_signal landed at that end"
   return 0
@@ -222,8 +226,9 @@ wandb_resume::_read_ended() {
 # next decision logs what it skips. Arguments: OUTPUT_DIR. Sets: l_path, st_step,
 # st_max; error. Returns: 0 (l_path '' when there is none), 1 it cannot be told
 # (error says why: jq missing or crashing, the checkpoint it would take unreadable).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: l_count, l_numbered
 wandb_resume::_supervise_latest() {
-  local quiet=1 l_count l_numbered
+  local quiet=1 l_count=0 l_numbered=0
   wandb_resume::_latest "$1"
 }
 
@@ -236,14 +241,65 @@ wandb_resume::_supervise() {
   return "$rc"
 }
 
-# Run COMMAND under supervision (wandb_resume::supervise). Sets: quiet (-q, the
+# Run COMMAND under supervision (wandb_resume::supervise), step by step: the options,
+# DONE already there, SLURM's numbers, the checkpoints before, start, wait (forwarding
+# a stop signal), drain, how it ended, then DONE or the requeue. Sets: quiet (-q, the
 # caller's). Returns: as supervise.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: c_reason, st_status, st_reason, ended_job, ended_time, skipped, warnings, st_where, st_type, st_value, st_wstep
 wandb_resume::_supervise_run() {
-  local out='' max_restarts=5 sig=USR1 value take error='' child rc=0 number
-  local before='' after='' l_path='' c_reason st_status st_reason st_step st_max job restarts
-  local stop='' why='' name finished=0 stops ended_before fresh=0 code
-  local ended_reason ended_signal ended_step ended_max ended_job ended_time ended_text ended_why
-  local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() launch=() seen=()
+  local out='' max_restarts=5 sig=${_WANDB_RESUME_STOP_SIGNALS%%,*} error='' child=''
+  local rc=0 before='' after='' l_path='' c_reason='' st_status='' st_reason='' st_step='' st_max=''
+  local job='' restarts=0 stop='' why='' finished=0 ended_before='' fresh=0 shift_by=0
+  local ended_reason='' ended_signal='' ended_step='' ended_max='' ended_job='' ended_time=''
+  local ended_text='' ended_why=''
+  local -a skipped=() warnings=() st_where=() st_type=() st_value=() st_wstep=() seen=()
+  wandb_resume::_supervise_options "$@" || return
+  shift "$shift_by"
+  if [[ -n $out && -e $out/$_WANDB_RESUME_DONE_FILE ]]; then
+    wandb_resume::_log info note "✅ $out/$_WANDB_RESUME_DONE_FILE exists: the run is finished; nothing to run, nothing to requeue"
+    return 0
+  fi
+  # SLURM's numbers, checked before anything runs.
+  if ! wandb_resume::_slurm_job; then
+    wandb_resume::_log error error "supervise: $error; nothing run"
+    return 1
+  fi
+  if [[ -n $out ]] && ! wandb_resume::_supervise_latest "$out"; then
+    wandb_resume::_log error error "supervise: cannot read the checkpoints in $out: $error; nothing run"
+    return 1
+  fi
+  before=$l_path
+  wandb_resume::_read_ended "$out"
+  ended_before=$ended_text
+  wandb_resume::_supervise_start "$@"
+  wandb_resume::_supervise_wait
+  wandb_resume::_drain "$child"
+  # How it ended: the checkpoints, read as the decision reads them (a failure of our
+  # tools is an error, never "no checkpoint"), and the trainer's end record.
+  l_path=''
+  if [[ -n $out ]] && ! wandb_resume::_supervise_latest "$out"; then
+    wandb_resume::_log error error "supervise: cannot tell how the trainer ended (it exited $rc): $error; neither DONE written nor requeued (fix that, then start the job again)"
+    return 1
+  fi
+  after=$l_path
+  wandb_resume::_read_ended "$out"
+  # Written during this run (an earlier run's record is not this run's).
+  [[ -n $ended_text && $ended_text != "$ended_before" ]] && fresh=1
+  wandb_resume::_how_it_ended
+  if ((finished)); then
+    wandb_resume::_write_done
+    return
+  fi
+  wandb_resume::_requeue
+  return "$rc"
+}
+
+# supervise's options. Arguments: as supervise. Sets: out, max_restarts, sig, quiet,
+# shift_by (how many arguments they took: COMMAND follows). Returns: 0, 2 usage
+# error (logged).
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: quiet
+wandb_resume::_supervise_options() {
+  local value take n=$# choices=${_WANDB_RESUME_STOP_SIGNAL_CHOICES//,/, }
   while (($#)); do
     case $1 in
       -o | --output-dir | --output-dir=*)
@@ -267,31 +323,24 @@ wandb_resume::_supervise_run() {
   [[ -z $error && ($max_restarts != +([0-9]) || ${#max_restarts} -gt 18) ]] &&
     error="--max-restarts needs a number, not: $max_restarts"
   # shellcheck disable=SC2053 # the right-hand side is a pattern, on purpose
-  [[ -z $error && $sig != $_WANDB_RESUME_STOP_SIGNALS ]] && error="--signal must be USR1, USR2, TERM, INT or HUP, not: $sig"
+  [[ -z $error && $sig != $_WANDB_RESUME_STOP_PATTERN ]] && error="--signal must be ${choices%, *} or ${choices##*, }, not: $sig"
   [[ -z $error ]] && (($# == 0)) && error='no COMMAND to supervise'
   if [[ -n $error ]]; then
     wandb_resume::_log error error "supervise: $error"
     return 2
   fi
   max_restarts=$((10#$max_restarts))
-  if [[ -n $out && -e $out/DONE ]]; then
-    wandb_resume::_log info note "✅ $out/DONE exists: the run is finished; nothing to run, nothing to requeue"
-    return 0
-  fi
-  # SLURM's numbers, checked before anything runs.
-  if ! wandb_resume::_slurm_job; then
-    wandb_resume::_log error error "supervise: $error; nothing run"
-    return 1
-  fi
-  if [[ -n $out ]] && ! wandb_resume::_supervise_latest "$out"; then
-    wandb_resume::_log error error "supervise: cannot read the checkpoints in $out: $error; nothing run"
-    return 1
-  fi
-  before=$l_path
-  wandb_resume::_read_ended "$out"
-  ended_before=$ended_text
+  shift_by=$((n - $#))
+}
+
+# Start COMMAND in the background, as the leader of its own process group, with the
+# stop signals trapped (SIG and TERM). Arguments: COMMAND... Reads: sig, job,
+# restarts, max_restarts. Sets: child (its pid).
+# shellcheck disable=SC2154 # shared through dynamic scope, which shellcheck does not follow; read here, a caller's: _wr_lc_all
+wandb_resume::_supervise_start() {
+  local stops=$sig
+  local -a launch=()
   # What the trainer's callback takes as a stop signal: what this forwards, and TERM.
-  stops=$sig
   [[ $sig == TERM ]] || stops+=,TERM
   _WANDB_RESUME_STOP=''
   # The traps last until the requeue is done (a TERM in the wrap-up must not kill
@@ -311,6 +360,11 @@ wandb_resume::_supervise_run() {
   fi
   child=$!
   wandb_resume::_log info note "▶ supervising pid $child (job ${job:-none}, restart $restarts of at most $max_restarts): $*"
+}
+
+# Wait for the trainer (pid `child`), forwarding a stop signal that comes meanwhile.
+# Sets: rc (its exit status), stop (the signal forwarded, '' none), seen.
+wandb_resume::_supervise_wait() {
   while :; do
     wait "$child"
     rc=$?
@@ -323,32 +377,26 @@ wandb_resume::_supervise_run() {
   done
   [[ $_WANDB_RESUME_STOP == forwarded-* ]] && stop=${_WANDB_RESUME_STOP#forwarded-}
   _WANDB_RESUME_STOP=''
-  wandb_resume::_drain "$child"
-  # How it ended: the checkpoints, read as the decision reads them (a failure of our
-  # tools is an error, never "no checkpoint"), and the trainer's end record.
-  l_path=''
-  if [[ -n $out ]] && ! wandb_resume::_supervise_latest "$out"; then
-    wandb_resume::_log error error "supervise: cannot tell how the trainer ended (it exited $rc): $error; neither DONE written nor requeued (fix that, then start the job again)"
-    return 1
-  fi
-  after=$l_path
-  wandb_resume::_read_ended "$out"
-  # Written during this run (an earlier run's record is not this run's).
-  [[ -n $ended_text && $ended_text != "$ended_before" ]] && fresh=1
-  name=''
+}
+
+# How the trainer ended (supervise's header has the table): from rc, stop, the end
+# record (ended_*, fresh) and the newest checkpoint (after). Sets: finished (1: write
+# DONE), why (for the log line).
+wandb_resume::_how_it_ended() {
+  local name='' code
   ((rc > 128 && rc <= 128 + 64)) && name=$(kill -l "$((rc - 128))" 2>/dev/null) && name=${name#SIG}
   # shellcheck disable=SC2053 # the right-hand sides are patterns, on purpose
-  if ((fresh)) && [[ $ended_reason == signal && $name != "$ended_signal" ]]; then
+  if ((fresh)) && [[ $ended_reason == "$_WANDB_RESUME_ENDED_STOPPED" && $name != "$ended_signal" ]]; then
     # The ranks saved and stopped on a stop signal (the callback's record), and their
     # launcher (torchrun: 1) made another status of it: preempted all the same.
     why="preempted: the trainer saved${ended_step:+ checkpoint-$ended_step} and stopped on SIG${ended_signal:-?}"
     [[ -n $stop ]] && why="stopped by SIG$stop: the trainer saved${ended_step:+ checkpoint-$ended_step} and stopped"
-    why+=" (exit $rc from its launcher; recorded in $out/.train-resume/ended)"
-  elif ((fresh)) && [[ -n $ended_why ]] && { ((rc == 0)) || [[ -n $stop || $name == $_WANDB_RESUME_STOP_SIGNALS ]]; }; then
+    why+=" (exit $rc from its launcher; recorded in $out/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_ENDED_FILE)"
+  elif ((fresh)) && [[ -n $ended_why ]] && { ((rc == 0)) || [[ -n $stop || $name == $_WANDB_RESUME_STOP_PATTERN ]]; }; then
     # It ended by its own rule (max_steps, its epochs, EarlyStopping): finished, also
     # when a stop signal landed at that end and made a launcher exit otherwise.
     finished=1
-    why="$ended_why; exit $rc${stop:+ after SIG$stop}; recorded in $out/.train-resume/ended"
+    why="$ended_why; exit $rc${stop:+ after SIG$stop}; recorded in $out/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_ENDED_FILE"
   elif ((rc == 0)); then
     # Without a checkpoint to tell by, a forwarded stop signal says it did not finish.
     code=2
@@ -358,7 +406,7 @@ wandb_resume::_supervise_run() {
       2) [[ -z $stop ]] && finished=1 || why="stopped by SIG$stop (exit 0)" ;;
     esac
   elif [[ -n $name ]]; then
-    if [[ $name == $_WANDB_RESUME_STOP_SIGNALS ]]; then
+    if [[ $name == $_WANDB_RESUME_STOP_PATTERN ]]; then
       why="preempted: the trainer saved and stopped on SIG$name (exit $rc)"
       [[ -n $stop ]] && why="stopped by SIG$stop (exit $rc)"
     else
@@ -368,23 +416,32 @@ wandb_resume::_supervise_run() {
     why="crashed (exit $rc)"
   fi
   # A crash after training had ended (in the script's own steps after train()).
-  ((fresh && !finished)) && [[ -n $ended_why ]] && why+=" after training had ended ($ended_why)"
-  if ((finished)); then
-    if [[ -z $out ]]; then
-      wandb_resume::_log info note '✅ finished (no --output-dir: no DONE marker written)'
-      return 0
-    fi
-    local stamp
-    stamp=$(date -u +%FT%TZ)
-    if ! { mkdir -p -- "$out" && printf 'finished %s, job %s\n' "$stamp" "${job:-none}" >"$out/DONE"; } 2>/dev/null; then
-      local reason='mkdir or write failed (disk full?)'
-      [[ -d $out && ! -w $out ]] && reason=$(wandb_resume::_permission_reason "$out")
-      wandb_resume::_log error error "finished, but cannot write $out/DONE: $reason; a later start would train again from ${after:-the start}"
-      return 1
-    fi
-    wandb_resume::_log info note "✅ finished: wrote $out/DONE; this run will not be requeued: $why"
+  ((fresh && ! finished)) && [[ -n $ended_why ]] && why+=" after training had ended ($ended_why)"
+  return 0
+}
+
+# Finished: write OUT/DONE (none without --output-dir). Reads: out, why, job, after.
+# Returns: 0 written (or no OUT), 1 it cannot be written.
+wandb_resume::_write_done() {
+  local stamp reason done=$out/$_WANDB_RESUME_DONE_FILE
+  if [[ -z $out ]]; then
+    wandb_resume::_log info note '✅ finished (no --output-dir: no DONE marker written)'
     return 0
   fi
+  stamp=$(date -u +%FT%TZ)
+  if ! { mkdir -p -- "$out" && printf 'finished %s, job %s\n' "$stamp" "${job:-none}" >"$done"; } 2>/dev/null; then
+    reason='mkdir or write failed (disk full?)'
+    [[ -d $out && ! -w $out ]] && reason=$(wandb_resume::_permission_reason "$out")
+    wandb_resume::_log error error "finished, but cannot write $done: $reason; a later start would train again from ${after:-the start}"
+    return 1
+  fi
+  wandb_resume::_log info note "✅ finished: wrote $done; this run will not be requeued: $why"
+}
+
+# Not finished: requeue the SLURM job (scontrol requeue) unless there is none or
+# SLURM_RESTART_COUNT reached --max-restarts; log why either way. Reads: out, why,
+# before, after, job, restarts, max_restarts.
+wandb_resume::_requeue() {
   if [[ -n $out ]]; then
     if [[ -n $after && $after != "$before" ]]; then
       why+=", newest checkpoint now ${after##*/}"
@@ -402,5 +459,4 @@ wandb_resume::_supervise_run() {
   else
     wandb_resume::_log error error "$why; scontrol requeue $job failed"
   fi
-  return "$rc"
 }

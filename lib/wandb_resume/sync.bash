@@ -44,16 +44,33 @@ USAGE
 
 # The body of wandb_resume::sync. Arguments: OUTPUT_DIR [--dry-run]
 wandb_resume::_sync_cmd() {
-  local dir='' dry=0 wdir pkg_root py wb out id i k n call=0 action last folder started
-  local cut=0 failed='' rc=0 prog=${_WANDB_RESUME_PROG:-train-resume}
-  local -a files=() f=() s_path=() s_id=() s_start=() s_status=() s_rows=() s_first=()
+  local dir='' dry=0 help=0 wdir='' wb='' call=0 rc=0 prog=${_WANDB_RESUME_PROG:-train-resume}
+  local -a files=() s_path=() s_id=() s_start=() s_status=() s_rows=() s_first=()
   local -a s_last=() s_lstep=() s_size=() s_end=() order=() c_folders=() c_run=()
-  local -a c_cut=() s_action=() cmd=()
-  local crc said
+  local -a c_cut=() s_action=()
+  wandb_resume::_sync_options "$@" || return
+  if ((help)); then
+    wandb_resume::_sync_usage
+    return 0
+  fi
+  wandb_resume::_sync_files || rc=$?
+  ((rc == 3)) && return 0
+  ((rc == 0)) || return "$rc"
+  wandb_resume::_sync_read || return
+  wandb_resume::_sync_plan
+  wandb_resume::_sync_table
+  wandb_resume::_sync_calls || rc=$?
+  ((dry)) && printf '%s: --dry-run: nothing was run\n' "$prog" >&2
+  return "$rc"
+}
+
+# sync's options. Arguments: as sync. Sets: dir, dry, help. Returns: 0, 2 usage
+# error (said on stderr).
+wandb_resume::_sync_options() {
   while (($#)); do
     case $1 in
       --dry-run) dry=1 ;;
-      -h | --help) wandb_resume::_sync_usage && return 0 ;;
+      -h | --help) help=1 && return 0 ;;
       -?*)
         printf '%s: ❌ error: sync: unknown option: %s\n' "$prog" "$1" >&2
         return 2
@@ -72,6 +89,11 @@ wandb_resume::_sync_cmd() {
     printf "%s: ❌ error: sync needs an OUTPUT_DIR\nTry 'train-resume sync --help'.\n" "$prog" >&2
     return 2
   fi
+}
+
+# The W&B folder of `dir` and its offline run files. Sets: wdir, files.
+# Returns: 0, 1 no W&B folder, 3 no run file: nothing to sync (said on stderr).
+wandb_resume::_sync_files() {
   wdir=$dir/wandb
   [[ ${dir%/} == wandb || ${dir%/} == */wandb ]] && wdir=$dir
   if [[ ! -d $wdir ]]; then
@@ -81,8 +103,16 @@ wandb_resume::_sync_cmd() {
   files=("$wdir"/offline-run-*/run-*.wandb)
   if ((${#files[@]} == 0)); then
     printf '%s: nothing to sync: no offline-run-*/run-*.wandb in %s\n' "$prog" "$wdir" >&2
-    return 0
+    return 3
   fi
+}
+
+# Read the run files (train_resume.wandb_records, with the python of the env that
+# trains): one row a file, grouped by run id, each run's segments in the order W&B
+# appends them. Reads: files. Sets: the s_* arrays, order. Returns: 0, 1 it cannot.
+wandb_resume::_sync_read() {
+  local pkg_root py out id i n rc=0
+  local -a f=()
   pkg_root=${_WANDB_RESUME_LIB%/lib/wandb_resume}
   py=${TRAIN_RESUME_PYTHON:-python3}
   wb=${TRAIN_RESUME_WANDB:-wandb}
@@ -102,8 +132,7 @@ wandb_resume::_sync_cmd() {
   fi
   mapfile -t -d $'\1' f < <(printf '%s' "$out")
   n=$((${#f[@]} / 10))
-  # One row a file, grouped by run id, each run's segments in the order W&B
-  # appends them (decided in train_resume.wandb_records.segment_key).
+  # (The order is decided in train_resume.wandb_records.segment_key.)
   for ((i = 0; i < n; i++)); do
     s_path+=("${f[10 * i]}")
     id=${s_path[i]##*/run-}
@@ -116,8 +145,13 @@ wandb_resume::_sync_cmd() {
     fi
     order+=("$i")
   done
-  # The plan: calls (folders of one run, in order), and what each folder gets.
-  id=''
+}
+
+# The plan: calls (folders of one run, in order), and what each folder gets (logged
+# when it is skipped). Reads: the s_* arrays, order. Sets: call, c_folders, c_run,
+# c_cut, s_action.
+wandb_resume::_sync_plan() {
+  local i id='' folder action cut=0
   for i in "${order[@]}"; do
     folder=${s_path[i]%/*}
     if [[ ${s_id[i]} != "$id" ]]; then
@@ -150,6 +184,11 @@ wandb_resume::_sync_cmd() {
     [[ $action == skip:* ]] && wandb_resume::_log warn warn "${folder##*/}: ${action#skip: } (skipped)"
     s_action[i]=$action
   done
+}
+
+# Print the plan as a table (stdout). Reads: the s_* arrays, order.
+wandb_resume::_sync_table() {
+  local i started last folder
   printf '%-12s  %-44s  %-19s  %-11s  %4s  %-9s  %s\n' RUN FOLDER 'STARTED (UTC)' STATUS ROWS STEPS ACTION
   for i in "${order[@]}"; do
     started=-
@@ -160,6 +199,13 @@ wandb_resume::_sync_cmd() {
     printf '%-12s  %-44s  %-19s  %-11s  %4s  %-9s  %s\n' "${s_id[i]}" "${folder##*/}" "$started" \
       "${s_status[i]}" "${s_rows[i]:-0}" "$last" "${s_action[i]}"
   done
+}
+
+# Print and (unless dry) run each call of wandb sync; an error stops the later calls
+# of its run. Reads: call, c_folders, c_run, c_cut, dry, wb. Returns: 0, 1 one failed.
+wandb_resume::_sync_calls() {
+  local k crc said failed='' rc=0
+  local -a cmd=()
   for ((k = 1; k <= call; k++)); do
     mapfile -t -d $'\1' cmd < <(printf '%s' "${c_folders[k]}")
     cmd=("$wb" sync "${cmd[@]}")
@@ -188,6 +234,5 @@ wandb_resume::_sync_cmd() {
       rc=1
     fi
   done
-  ((dry)) && printf '%s: --dry-run: nothing was run\n' "$prog" >&2
   return "$rc"
 }

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # a part: sets the locals of its caller (out, grep_out, error)
 #
 # tools.bash: running our own tools (jq, grep) bounded in memory, and telling their
 # failures apart: a jq or grep that is missing, crashes, is killed or runs out of

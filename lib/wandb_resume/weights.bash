@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034,SC2154 # a part: the decision's state is shared through the locals of its caller (decide.bash), which shellcheck cannot follow across files
 #
 # weights.bash: is what the trainer loads on a resume there and whole? Model weights
 # (single safetensors: the header's data offsets fit the file; a sharded index:
@@ -43,6 +42,7 @@ wandb_resume::_check_weights() {
 
 # The body of _check_weights. Arguments: DIR. Sets (_check_weights' locals):
 # models, files, labels, files_seen (what it checked), c_reason, error.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: w_only
 wandb_resume::_check_weights_in() {
   local dir=${1%/} f name shard
   local -a shards=() fsdp=() ds_dirs=() rng=()
@@ -77,7 +77,7 @@ wandb_resume::_check_weights_in() {
   [[ $ds == 1 || -e $dir/optimizer.pt || -e $dir/optimizer.bin || -e $dir/optimizer_0 ]] && has_opt=1
   [[ $ds == 1 || -e $dir/scheduler.pt ]] && has_sched=1
   ((${#rng[@]})) && has_rng=1
-  if ((!has_opt && !has_sched && !has_rng)); then
+  if ((! has_opt && ! has_sched && ! has_rng)); then
     if ((${allow_weights_only:-0})); then
       w_only=1
       wandb_resume::_check_weight_files
@@ -85,13 +85,13 @@ wandb_resume::_check_weights_in() {
     fi
     c_reason=$_WANDB_RESUME_WEIGHTS_ONLY
     return 1
-  elif ((!has_opt)); then
+  elif ((! has_opt)); then
     c_reason='optimizer.pt missing (the trainer would go on with a fresh optimizer, a different run)'
     return 1
-  elif ((!has_sched)); then
+  elif ((! has_sched)); then
     c_reason='scheduler.pt missing (the trainer would restart the learning rate schedule)'
     return 1
-  elif ((!has_rng)); then
+  elif ((! has_rng)); then
     c_reason='rng_state.pth missing (the save was cut short before its last files?)'
     return 1
   fi
@@ -137,16 +137,26 @@ wandb_resume::_index_shards() {
 }
 
 # Check the weights and state files in `files` (with `labels`), a few processes for
-# all of them: present, not empty; safetensors: the header's data offsets end
-# exactly at the file's end; torch's zip format (PK\3\4 at the start): ends with the
-# end-of-central-directory record (PK\5\6 and 18 bytes; torch writes no comment).
-# The legacy pickle format has no such check. Sets: c_reason, error, files_seen
-# (how many of files, from the first, were found there: one gone later vanished
-# meanwhile).
+# all of them, step by step: present and readable, sizes (not empty), torch's zip
+# ends, safetensors header lengths, safetensors data ends. Sets: c_reason, error,
+# files_seen (how many of files, from the first, were found there: one gone later
+# vanished meanwhile).
 # Returns 0 fine, 1 not (c_reason), 2 a tool failed (error), 3 we may not read one.
 wandb_resume::_check_weight_files() {
-  local i f magic out rc=0
-  local -a sizes=() st=() st_i=() zip=() zip_i=() lens=() zends=()
+  local -a sizes=() st=() st_i=() zip=() zip_i=() lens=()
+  wandb_resume::_weights_present || return
+  ((${#files[@]})) || return 0
+  wandb_resume::_weights_sizes || return
+  wandb_resume::_zip_ends || return
+  ((${#st[@]})) || return 0
+  wandb_resume::_safetensors_lengths || return
+  wandb_resume::_safetensors_ends
+}
+
+# Each of `files` is there, a regular file, readable. Sets: c_reason, files_seen.
+# Returns: as _check_weight_files.
+wandb_resume::_weights_present() {
+  local i f
   for i in "${!files[@]}"; do
     f=${files[i]}
     if [[ ! -e $f ]]; then
@@ -164,7 +174,15 @@ wandb_resume::_check_weight_files() {
       return 3
     fi
   done
-  ((${#files[@]})) || return 0
+}
+
+# The sizes of `files` (one stat): none empty; which are safetensors (st, st_i: long
+# enough for a header) and which torch's zip format (zip, zip_i: PK\3\4 at the
+# start, long enough for the end record). Sets: sizes, st, st_i, zip, zip_i;
+# c_reason, error. Returns: as _check_weight_files.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: error
+wandb_resume::_weights_sizes() {
+  local i f magic
   # (A file deleted meanwhile shortens these lists: a check fails, and
   # _check_weights finds the file gone.)
   mapfile -t sizes < <(stat -L -c %s -- "${files[@]}" 2>/dev/null)
@@ -194,32 +212,48 @@ wandb_resume::_check_weight_files() {
       fi
     fi
   done
-  if ((${#zip[@]})); then
-    mapfile -t zends < <(tail -q -c 22 -- "${zip[@]}" 2>/dev/null | od -An -v -t x1 -w22)
-    for i in "${!zip[@]}"; do
-      if [[ ${zends[i]:-} != ' 50 4b 05 06'* ]]; then
-        c_reason="${labels[zip_i[i]]}: the zip file torch wrote has no end record (truncated?)"
-        return 1
-      fi
-    done
-  fi
-  ((${#st[@]})) || return 0
-  # The header lengths: 8 bytes each, little-endian.
+}
+
+# Each of torch's zip files (zip) ends with the end-of-central-directory record
+# (PK\5\6 and 18 bytes; torch writes no comment). Sets: c_reason. Returns: 0, 1 not.
+wandb_resume::_zip_ends() {
+  local i
+  local -a zends=()
+  ((${#zip[@]})) || return 0
+  mapfile -t zends < <(tail -q -c 22 -- "${zip[@]}" 2>/dev/null | od -An -v -t x1 -w22)
+  for i in "${!zip[@]}"; do
+    if [[ ${zends[i]:-} != ' 50 4b 05 06'* ]]; then
+      c_reason="${labels[zip_i[i]]}: the zip file torch wrote has no end record (truncated?)"
+      return 1
+    fi
+  done
+}
+
+# The header length of each safetensors file (st): 8 bytes, little-endian, that fit
+# the file. Sets: lens; c_reason. Returns: 0, 1 one does not fit.
+wandb_resume::_safetensors_lengths() {
+  local i n size
   mapfile -t lens < <(head -q -c 8 -- "${st[@]}" 2>/dev/null | od -An -v -t u8 -w8)
   for i in "${!st[@]}"; do
-    local n=${lens[i]//[[:space:]]/} size=${sizes[st_i[i]]}
+    n=${lens[i]-} size=${sizes[st_i[i]]}
+    n=${n//[[:space:]]/}
     if [[ ! $n =~ ^[0-9]{1,18}$ ]] || ((n < 2 || n > _WANDB_RESUME_ST_HEADER_MAX || n + 8 > size)); then
       c_reason="${labels[st_i[i]]}: safetensors header length ${n:-unreadable} does not fit the file ($size bytes; truncated?)"
       return 1
     fi
     lens[i]=$n
   done
-  # The data end of each header: the largest END of its `"data_offsets":[BEGIN,END]`
-  # pairs (a quote inside a tensor name or a metadata value is escaped, so only
-  # the keys match), found by one grep over all the headers, one line each (JSON
-  # white space may hold newlines: made spaces), after a mark of ours: a number of
-  # this call and the index.
-  local line idx=-1 pair mark=$RANDOM$RANDOM:
+}
+
+# The data end of each safetensors header (st, lens) is the file's end: the largest
+# END of its `"data_offsets":[BEGIN,END]` pairs (a quote inside a tensor name or a
+# metadata value is escaped, so only the keys match), found by one grep over all the
+# headers, one line each (JSON white space may hold newlines: made spaces), after a
+# mark of ours: a number of this call and the index. Sets: c_reason, error.
+# Returns: as _check_weight_files.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: c_reason
+wandb_resume::_safetensors_ends() {
+  local i line idx=-1 pair mark=$RANDOM$RANDOM: out rc=0 size end
   local -a ends=()
   out=$(
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
@@ -242,7 +276,7 @@ wandb_resume::_check_weight_files() {
     fi
   done <<<"$out"
   for i in "${!st[@]}"; do
-    local size=${sizes[st_i[i]]} end
+    size=${sizes[st_i[i]]}
     if [[ -z ${ends[i]:-} ]]; then
       c_reason="${labels[st_i[i]]}: the safetensors header names no tensor's data_offsets (truncated or damaged)"
       return 1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# Guest manners: the caller's shell is left as it was, data is never executed,
-# checkpoints are never written.
+# Guest manners (lib/wandb_resume/guest.bash): the caller's shell is left as it was,
+# data is never executed, checkpoints are never written, and the library's own
+# functions run under nounset (a misspelled name stops loudly).
 # shellcheck disable=SC2016 # single-quoted scripts are expanded by the inner shell
 bats_require_minimum_version 1.5.0
 
@@ -69,6 +70,21 @@ check_manners() {
 
 @test "leaves the caller's shell unchanged under extglob, dotglob and nocasematch" {
   check_manners 'shopt -s extglob dotglob nocasematch; shopt -u sourcepath'
+}
+
+@test "our functions run under nounset: a name never set stops the call loudly, whatever the caller's options" {
+  # What a misspelled local of the decision's state does (st_reasn for st_reason):
+  # bash stops on it with the name, instead of reading it as empty and choosing on.
+  # shellcheck disable=SC2154 # the unset name is the point
+  run -127 --separate-stderr bash -c 'source "$1"; set +u
+    typo() { local st_reason=half-written; printf "%s\n" "$st_reasn"; }
+    wandb_resume::_guest typo
+    echo "went on"' _ "$LIB"
+  assert_output ''
+  assert_stderr --partial 'st_reasn: unbound variable'
+  # The caller's own nounset setting is its own again after every call.
+  run -0 bash -c 'source "$1"; set +u; wandb_resume::_guest true; printf "%s\n" "$-"' _ "$LIB"
+  refute_output --partial u
 }
 
 @test "sourcing the library changes nothing until a function is called" {
