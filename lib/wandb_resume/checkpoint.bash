@@ -289,8 +289,8 @@ wandb_resume::_vanished() {
 # Accelerate's save_state wrote holds random_states_<process>.pkl (or a registered
 # object's custom_checkpoint_<i>.pkl), which no Trainer save has; a Trainer checkpoint
 # holds trainer_state.json. train-resume does not resume such a folder: a custom loop
-# resumes it itself (README: "Custom training loops").
-_WANDB_RESUME_ACCELERATE="train-resume resumes HF Trainer checkpoints; a custom loop resumes such folders itself with accelerator.load_state(...), see the README's \"Custom training loops\""
+# resumes it itself (docs/python.md: "Custom training loops").
+_WANDB_RESUME_ACCELERATE="train-resume resumes HF Trainer checkpoints; a custom loop resumes such folders itself with accelerator.load_state(...), see \"Custom training loops\" in docs/python.md"
 
 # Is DIR a folder of Accelerate's save_state? Arguments: DIR
 # Sets: c_reason (naming the layout and what it holds). Returns: 0 yes, 1 no.

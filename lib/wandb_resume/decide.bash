@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 #
-# decide.bash: the decision, step by step, in the order of the README's
-# "The decision" section. Each step lives with its concern:
+# decide.bash: the decision, step by step, in the order of docs/decision.md.
+# Each step lives with its concern:
 #   0. read the options               wandb_resume::_parse_options    options.bash
 #  1a. which output dir               wandb_resume::_choose_output_dir checkpoint.bash
 #      the job: lock, shared decision wandb_resume::_job_join         lock.bash

@@ -17,7 +17,7 @@
 #              with another status: crashed after training (in the script's own
 #              steps after train()): requeued.
 #   exit 0     without such a record (no callback): finished only when the newest
-#              checkpoint's trainer_state.json has global_step >= max_steps (or there
+#              checkpoint's trainer_state.json is at its end (_at_max_steps) (or there
 #              is no checkpoint at all and no stop signal was forwarded): DONE.
 #   128+N      it stopped on signal N (the callback saves, then exits so: USR1 → 138,
 #              TERM → 143): preempted, requeued, never DONE.

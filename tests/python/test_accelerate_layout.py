@@ -71,7 +71,7 @@ def test_accelerate_s_own_layout_is_named_and_the_loop_resumes_itself(tmp_path):
         f"{out}/checkpoints holds 1 Accelerate save_state folder(s) (checkpoint_0 ... "
         "checkpoint_0), not Trainer checkpoint-N folders: train-resume resumes HF Trainer "
         "checkpoints; a custom loop resumes such folders itself with "
-        'accelerator.load_state(...), see the README\'s "Custom training loops"'
+        'accelerator.load_state(...), see "Custom training loops" in docs/python.md'
     )
     assert f"⚠️ {warning}" in done.stderr
     assert "probably interrupted" not in done.stderr
