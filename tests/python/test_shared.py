@@ -114,6 +114,30 @@ def test_the_stop_signals_the_callback_watches_by_default_are_the_shared_ones(mo
     assert resume_callback._stop_signals() == [getattr(signal, f"SIG{n}") for n in names]
 
 
+def test_the_callback_calls_a_run_at_max_steps_exactly_when_the_bash_rule_does():
+    """The finished rule has one definition, wandb_resume::_at_max_steps (max_steps > 0
+    and global_step >= max_steps): the end reason the callback records (max_steps, or
+    should_training_stop short of it) agrees with it for every pair, 0 and equal ones
+    included."""
+    pytest.importorskip("transformers")
+    from types import SimpleNamespace
+
+    from train_resume import resume_callback
+
+    pairs = [(0, 0), (3, 0), (0, 4), (3, 4), (4, 4), (5, 4), (1, 1), (12, 400)]
+    script = (
+        'for p in "$@"; do wandb_resume::_at_max_steps ${p% *} ${p#* } && echo 1 || echo 0; done'
+    )
+    at_end = bash(script, *(f"{step} {max_steps}" for step, max_steps in pairs))
+    for (step, max_steps), bash_says in zip(pairs, at_end, strict=True):
+        reason = resume_callback._how_it_ended(
+            SimpleNamespace(max_steps=max(max_steps, 1)),
+            SimpleNamespace(global_step=step, max_steps=max_steps),
+            SimpleNamespace(should_training_stop=True),
+        )
+        assert (reason == callback.MAX_STEPS) == (bash_says == "1"), (step, max_steps)
+
+
 def test_sync_plans_a_runs_segments_in_the_order_python_decides(tmp_path):
     """wandb_records.run_segments (the callback's replay check) and the sync plan
     (lib/wandb_resume/sync.bash, from `python -m train_resume.wandb_records`) take a
