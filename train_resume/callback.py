@@ -119,29 +119,14 @@ def record_save(checkpoint):
     if not os.path.isfile(state):
         return
     _record_identity(checkpoint, state)
-    from train_resume.hook import _library
+    from train_resume.hook import call_library
 
-    lib = _library()
-    problem = "cannot find train-resume's bash library (lib/wandb_resume.sh)"
-    if lib is not None:
-        import subprocess
-
-        script = 'source "$1" && shift && wandb_resume::record_save "$@"'
-        try:
-            done = subprocess.run(
-                ["bash", "-c", script, "train-resume", lib, checkpoint],
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=RECORD_TIMEOUT,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            problem = f"cannot run bash with {lib}: {exc}"
-        else:
-            sys.stderr.write(done.stderr)
-            if done.returncode == 0:
-                return
-            problem = f"{lib} exited {done.returncode}"
+    done, problem = call_library("wandb_resume::record_save", checkpoint, timeout=RECORD_TIMEOUT)
+    if done is not None:
+        sys.stderr.write(done.stderr)
+        if done.returncode == 0:
+            return
+        problem = f"the library's record_save exited {done.returncode}"
     log(f"⚠️ {problem}: the save record of {checkpoint} holds trainer_state.json's identity only")
 
 

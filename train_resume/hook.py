@@ -139,32 +139,46 @@ def _job_environment():
     return env
 
 
+def call_library(function, *args, env=None, timeout=600):
+    """Run the bash library's FUNCTION with ARGS (`source lib && FUNCTION ARGS`), stdin
+    closed, output captured: the one way the Python side asks the library to decide.
+    Returns (the CompletedProcess, None), or (None, what stopped it from running)."""
+    lib = _library()
+    if lib is None:
+        return None, "cannot find train-resume's bash library (lib/wandb_resume.sh)"
+    import subprocess
+
+    script = f'source "$1" && shift && {function} "$@"'
+    try:
+        done = subprocess.run(
+            ["bash", "-c", script, "train-resume", lib, *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"cannot run bash with {lib}: {exc}"
+    return done, None
+
+
 def _run_library(*options):
     """Run `wandb_resume::configure --explain --json OPTIONS` with the bash library, in
     the job's environment (_job_environment). Returns (status, decision or None, logs)."""
-    lib = _library()
-    if lib is None:
-        return None, None, "cannot find train-resume's bash library (lib/wandb_resume.sh)"
+    done, problem = call_library(
+        "wandb_resume::configure --explain --json", *options, env=_job_environment()
+    )
+    if done is None:
+        return None, None, problem
     import json
-    import subprocess
 
-    script = 'source "$1" && shift && wandb_resume::configure --explain --json "$@"'
-    try:
-        done = subprocess.run(
-            ["bash", "-c", script, "train-resume", lib, *options],
-            env=_job_environment(),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return None, None, f"cannot run bash with {lib}: {exc}"
     decision = None
     if done.returncode == 0:
         try:
             decision = json.loads(done.stdout)
         except ValueError:
-            return None, None, f"{lib} printed no decision: {done.stdout[:200]!r}"
+            return None, None, f"{_library()} printed no decision: {done.stdout[:200]!r}"
     return done.returncode, decision, done.stderr
 
 

@@ -174,6 +174,42 @@ def test_without_the_bash_library_the_record_holds_the_states_identity(tmp_path,
     assert record.read_text() == stat_line(ckpt / "trainer_state.json")
 
 
+@pytest.mark.parametrize(
+    ("fake_bash", "said"),
+    [
+        ("#!/bin/sh\nexit 3\n", "the library's record_save exited 3"),
+        (None, "cannot run bash with "),
+    ],
+    ids=["library-fails", "no-bash"],
+)
+def test_when_the_library_fails_or_bash_cannot_run_the_record_holds_the_states_identity(
+    tmp_path, fake_bash, said
+):
+    """The library's record_save exiting non-zero, or no bash to run it: the format-1
+    record stays (the save is committed all the same) and the warning says which."""
+    ckpt = tmp_path / "out" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text('{"global_step": 2}')
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    if fake_bash is not None:
+        (fake / "bash").write_text(fake_bash)
+        (fake / "bash").chmod(0o755)
+    code = "import sys; from train_resume.callback import record_save; record_save(sys.argv[1])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(ckpt)],
+        env=clean_env(PATH=str(fake)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert said in done.stderr
+    assert "the save record of" in done.stderr and "identity only" in done.stderr
+    record = tmp_path / "out" / ".train-resume" / "saved" / "checkpoint-2"
+    assert record.read_text() == stat_line(ckpt / "trainer_state.json")
+
+
 def test_save_records_of_checkpoints_that_are_gone_are_removed(tmp_path):
     from train_resume.callback import _record_saves
 
