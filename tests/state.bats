@@ -185,16 +185,19 @@ delete_near_step() {
   assert_damaged_as_full_parse '^not valid JSON \(truncated\?\): '
 }
 
-@test "text of the file that mimics the cuts between pieces (] then [N) is not taken for one: passed over" {
+@test "text of the file that mimics the cuts between pieces (] then [\"#\") is not taken for one: passed over" {
   make_state "$OUT/checkpoint-2" 2
   make_large_state "$OUT/checkpoint-3000" 3000
-  local f=$OUT/checkpoint-3000/trainer_state.json n=0 line
-  # After each of several entries, what a cut would write: "]" and "[K" before the
-  # comma. Not JSON (an array after a value inside log_history).
+  local f=$OUT/checkpoint-3000/trainer_state.json line
+  # After each of several entries, what a cut would write: "]" and the mark of chunk
+  # K ("#", "##", ...) before the comma. Not JSON (an array after a value inside
+  # log_history).
+  local mark='#'
   for line in 1000 1001 1002 2998 2999; do
-    n=$((n + 1))
-    sed -i "/\"step\": $line\$/,/^    },\$/s/^    },\$/    }]\n[$n,/" "$f"
+    sed -i "/\"step\": $line\$/,/^    },\$/s/^    },\$/    }]\n[\"$mark\",/" "$f"
+    mark+='#'
   done
+  grep -q -F '["###",' "$f"
   run jq -e . "$f"
   assert_failure
   assert_damaged_as_full_parse '^not valid JSON \(truncated\?\): '
@@ -249,7 +252,75 @@ delete_near_step() {
   assert_equal "$(field '.skipped[0].reason')" 'trainer_state.json is not valid UTF-8 (the trainer could not read it)'
   line=$(grep -n '"loss": 012345' "$f") && line=${line%%:*}
   assert_equal "$(field '.skipped[1].reason')" "trainer_state.json line $line: a number or literal that Python's json (the trainer's parser) refuses, though jq takes it (01, 1., .5, +1, infinity, -nan, ...)"
-  assert_equal "$(jq_runs)" 'first first last last '
+  # Each file twice: squeezed to words (where the grep's answer is needed), then to
+  # spaces (whose answer, with Python's checks, says what is wrong).
+  assert_equal "$(jq_runs)" 'first first first first last last last last '
+}
+
+# The arguments of every tr run, to $WORK/tr.log (one line each).
+log_tr() {
+  local real
+  real=$(command -v tr) || return
+  mkdir -p "$WORK/fakebin"
+  printf '#!/bin/bash\nprintf "%%q " "$@" >>%q; echo >>%q\nexec %q "$@"\n' \
+    "$WORK/tr.log" "$WORK/tr.log" "$real" >"$WORK/fakebin/tr"
+  chmod +x "$WORK/fakebin/tr"
+}
+
+@test "log_history squeezed to words (numbers and literals one 0) when the file holds no backslash: the answer of a full parse" {
+  make_large_state "$OUT/checkpoint-3000" 3000 \
+    '.log_history[5].nested = {a: [1, {b: [true, null, "x]}{[0,"]}], c: {}} | .log_history[9].t = "é ü 語 🙂 #, ##"
+     | .stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "w-1.2_x"}, attributes: {}} | .max_steps = 9000'
+  ! grep -q -F '\' "$OUT/checkpoint-3000/trainer_state.json"
+  log_jq
+  log_tr
+  decide_split
+  assert_success
+  assert_equal "$(jq_runs)" 'first last '
+  # two writers, each squeezing to words (tr -s: the pieces' squeeze)
+  assert_equal "$(grep -c -e '^-s ' "$WORK/tr.log")" 2
+  assert_equal "$(grep -c -e '^-s .*A-Za-z0-9._+-' "$WORK/tr.log")" 2
+  assert_equal "$(field .run_id)" w-1.2_x
+  local split=$output
+  full_parse
+  assert_equal "$split" "$output"
+}
+
+@test "a backslash in the file (an escape): log_history squeezed to spaces only, the answer of a full parse" {
+  make_large_state "$OUT/checkpoint-3000" 3000 \
+    '.log_history[5].text = "a\nb \"q\" \\ \t" | .log_history[2500].u = "\u0001x"
+     | .stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "esc-id"}, attributes: {}}'
+  grep -q -F '\"q\"' "$OUT/checkpoint-3000/trainer_state.json"
+  log_jq
+  log_tr
+  decide_split
+  assert_success
+  assert_equal "$(jq_runs)" 'first last '
+  assert_equal "$(grep -c -e '^-s ' "$WORK/tr.log")" 2
+  assert_equal "$(grep -c -F 'A-Za-z' "$WORK/tr.log")" 0
+  assert_equal "$(field .run_id)" esc-id
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+  local split=$output
+  full_parse
+  assert_equal "$split" "$output"
+}
+
+@test "two values with nothing between them (truefalse, 0.5true), which the squeeze to words would make one 0: refused as a full parse refuses them" {
+  make_state "$OUT/checkpoint-2" 2
+  make_large_state "$OUT/checkpoint-3000" 3000 '.log_history[1500].flag = "MARK"'
+  make_large_state "$OUT/checkpoint-4000" 4000 '.log_history[100].flag = "MARK"'
+  sed -i 's/"MARK"/truefalse/' "$OUT/checkpoint-3000/trainer_state.json"
+  sed -i 's/"MARK"/0.5true/' "$OUT/checkpoint-4000/trainer_state.json"
+  run jq . "$OUT/checkpoint-3000/trainer_state.json"
+  assert_failure
+  run jq . "$OUT/checkpoint-4000/trainer_state.json"
+  assert_failure
+  decide_split
+  assert_success
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-2"
+  assert_equal "$(field '.skipped | length')" 2
+  assert_regex "$(field '.skipped[0].reason')" '^not valid JSON \(truncated\?\): '
+  assert_regex "$(field '.skipped[1].reason')" '^not valid JSON \(truncated\?\): '
 }
 
 @test "a file changed while it is read in pieces: read again the old way" {

@@ -102,8 +102,8 @@ if $mode == "full" then
         else two end end
 elif $mode == "split" then
   # The pieces _split_stream writes (see there): the head (an object), chunks
-  # [1, ...], [2, ...] ... (each of 2 values or more), the end mark [K] (K: one more
-  # than the last chunk), and with $part "last" the tail (an object). Anything else
+  # ["#", ...], ["##", ...] ... (each of 2 values or more), the end mark ["###"] (one
+  # # more than the last chunk), and with $part "last" the tail (an object). Anything else
   # (a parse error, a value out of place, too many or too few) is "more": not sure.
   def keep: with_entries(select(.key | IN("global_step", "max_steps", "stateful_callbacks", "wandb_run_id")));
   $ARGS.named.part as $part
@@ -113,7 +113,8 @@ elif $mode == "split" then
         | if .phase == 0 then
             if $t == "object" then .h = ($x | keep) | .phase = 1 else .bad = "the head is a \($t)" end
           elif .phase == 1 then
-            if $t != "array" or ($x | length) < 1 or $x[0] != .k then .bad = "piece \(.k) out of place"
+            if $t != "array" or ($x | length) < 1 or ($x[0] | type) != "string"
+              or ($x[0] | length) != .k or ($x[0] | test("^#*$") | not) then .bad = "piece \(.k) out of place"
             elif ($x | length) >= 2 then .k += 1
             elif .k >= 2 then .phase = 2
             else .bad = "no chunk" end
@@ -475,7 +476,7 @@ wandb_resume::_check_stream_gap() {
 # locale): inside strings, only UTF-8 as Python's decoder takes it (no overlong
 # forms, no surrogates, nothing above U+10FFFF), no control characters, and only
 # the escapes JSON has; outside strings, ASCII tokens.
-_WANDB_RESUME_PY_TEXT_LINE='^(?:[ \t\r\[\]{}:,]|"(?:[\x20\x21\x23-\x5b\x5d-\x7f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*+"|true|false|null|NaN|-?Infinity|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?(?![0-9.eE+-]))*+$'
+_WANDB_RESUME_PY_TEXT_LINE='^(?:[ \t\r\[\]{}:,]|"(?:[\x20\x21\x23-\x5b\x5d-\x7f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})*+"|(?:true|false|null|NaN|-?Infinity|-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?)(?![A-Za-z0-9._+-]))*+$'
 
 # A line whose strings all end on it (for _read_split, in the C locale).
 _WANDB_RESUME_STRINGS_LINE='^(?:[^"]|"(?:[^"\\]|\\.)*+")*+$'
@@ -491,10 +492,16 @@ _WANDB_RESUME_STRINGS_LINE='^(?:[^"]|"(?:[^"\\]|\\.)*+")*+$'
 # `  "log_history": [` to `  ],`, one ending `    },` before each next one) is cut,
 # at some of those entry ends, into JSON texts that two jq read one at a time, each
 # its half: (head) the file up to log_history's `[`, closed with `]}`; (chunks)
-# `[1,` E1, ..., En `]`, then `[2` `,` En+1 ... `]` and so on, every cut written
-# before the comma that ends an entry; (end mark) `[K]`, K one past the last chunk;
-# the second jq then (tail) `{"":0` and the rest of the file after log_history's
-# `]`. Between the pieces, runs of spaces and newlines become one space (`tr -s`).
+# `["#",` E1, ..., En `]`, then `["##"` `,` En+1 ... `]` and so on, every cut written
+# before the comma that ends an entry; (end mark) `["###"]`, one `#` more than the
+# last chunk; the second jq then (tail) `{"":0` and the rest of the file after
+# log_history's `]`. Between the head and the tail, log_history's text is squeezed
+# (`tr -s`, one process per half) to words: every run of spaces and newlines made
+# one space, and every run of [A-Za-z0-9._+-] (a number's or a literal's bytes, or
+# a string's) made one `0`: jq reads a third of the bytes and builds no long key
+# (make bench: ~2x faster than reading them whole). A file that holds a backslash
+# (an escape, which the squeeze would break), or a line the grep does not pass, is
+# squeezed to spaces only, and its pieces are read again that way.
 #
 # Why a jq that reads exactly that sequence (the "split" program) gives the answer
 # of a full parse, whatever the file holds:
@@ -502,21 +509,29 @@ _WANDB_RESUME_STRINGS_LINE='^(?:[^"]|"(?:[^"\\]|\\.)*+")*+$'
 #   value a closing bracket is followed by `,` or another closing bracket, never by
 #   an opening one: so where jq reads without error, every cut ends a value, and
 #   each piece is one value or more. The program takes one value per piece, in order
-#   (the chunk numbers 1, 2, ... and K, the head and tail objects where they belong)
-#   and nothing else: each piece is exactly one value.
+#   (the marks #, ##, ... and the end mark, the head and tail objects where they
+#   belong) and nothing else: each piece is exactly one value.
 # - The head `P[]}` one object: its `[]` is a member value of the top-level object.
-#   Each chunk `[k` + T + `]` of 2 values or more: T is `,` (or, in the first, the
-#   start of) a non-empty list of values. The tail `{"":0` + Y one object: Y is `}`
-#   or `, members }`. Put back together, P `[` list, list, ... `]` Y: one object,
+#   Each chunk `["#..."` + T + `]` of 2 values or more: T is `,` (or, in the first,
+#   the start of) a non-empty list of values. The tail `{"":0` + Y one object: Y is
+#   `}` or `, members }`. Put back together, P `[` list, list, ... `]` Y: one object,
 #   whose keys outside log_history are the head's, then the tail's (a later one wins,
 #   as in a full parse).
 # - The file is read through one descriptor (the same file throughout), and each
 #   writer must end well (a writer cut short could end on a value of the file's own
 #   making); the file's size, inode and times must not change meanwhile.
-# - tr -s changes only white space and the text inside strings (of log_history
-#   entries, never read) when no string spans lines (what JSON never does, and tr
-#   would mend): every line passed the grep of _WANDB_RESUME_PY_TEXT_LINE, or else
-#   that of _WANDB_RESUME_STRINGS_LINE, or the answer is not taken.
+# - Squeezed to spaces, tr -s changes only white space and the text inside strings
+#   (of log_history entries, never read) when no string spans lines (what JSON never
+#   does, and tr would mend): every line passed the grep of
+#   _WANDB_RESUME_PY_TEXT_LINE, or else that of _WANDB_RESUME_STRINGS_LINE, or the
+#   answer is not taken.
+# - Squeezed to words, only with the grep passed on every line: each line is then a
+#   sequence of tokens (strings without a backslash, ending on their line; numbers and
+#   literals, each followed by none of [A-Za-z0-9._+-]; punctuation; white space), so
+#   each string stays one string (its quotes kept), each number or literal becomes
+#   exactly one `0` (never two merged into one), and the punctuation stays: the
+#   squeezed text is JSON exactly where the text is (the grep has checked every
+#   token as Python's json reads it).
 # jq's depth limit (256) counts from log_history's entries in a chunk, one less
 # than in a whole parse (Python's json goes deeper than both).
 # Arguments: FILE. Reads: head (the file's first 4 KiB).
@@ -525,10 +540,30 @@ _WANDB_RESUME_STRINGS_LINE='^(?:[^"]|"(?:[^"\\]|\\.)*+")*+$'
 # Returns: 0 sure, 1 not (another layout, damage, a tool that failed, the file changed:
 #   the caller parses the file the old way, which says what went wrong).
 wandb_resume::_read_split() {
-  local file=$1 open_end=0 stamp='' size=0 close=0 mid=0 res
+  local file=$1 open_end=0 stamp='' size=0 close=0 mid=0 squeeze=words
   text=unknown
   wandb_resume::_split_bounds "$file" || return 1
   wandb_resume::_split_middle "$file"
+  # An escape (a backslash anywhere) would not survive the words' squeeze.
+  if (
+    ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
+    exec grep -q -a -F -e '\' -- "$file"
+  ) 2>/dev/null; then
+    squeeze=spaces
+  fi
+  wandb_resume::_split_pass "$file" && return 0
+  # Squeezed to words, an answer without the grep's (a line it did not pass) is
+  # none: the pieces again, squeezed to spaces (the grep passing, words are sure).
+  [[ $squeeze == words && $text != ok ]] || return 1
+  squeeze=spaces text=unknown
+  wandb_resume::_split_pass "$file"
+}
+
+# One pass of _read_split: the two jq (and the grep) at once, log_history squeezed
+# as SQUEEZE says. Reads (_read_split's): open_end, close, mid, stamp, squeeze.
+# Sets: out, text. Returns: 0 sure, 1 not.
+wandb_resume::_split_pass() {
+  local file=$1 res
   res=$(
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
     exec {fd}<"$file" || exit 1
@@ -555,9 +590,11 @@ wandb_resume::_read_split() {
   [[ ${res%%$'\4'*} == "$stamp" ]] || return 1
   res=${res#*$'\4'}
   [[ $res == @(ok|bad)$'\1'*$'end\1\3'"0 0" ]] || return 1
-  # A line the grep did not pass: the pieces' answer stands only if no string spans
-  # lines (tr -s would have made one of a string cut by a newline, which is no JSON).
+  # A line the grep did not pass: squeezed to words, no answer; to spaces, the pieces'
+  # answer stands only if no string spans lines (tr -s would have made one of a
+  # string cut by a newline, which is no JSON).
   if [[ $text != ok ]]; then
+    [[ $squeeze == spaces ]] || return 1
     LC_ALL=C wandb_resume::_grep_bounded -a -P -v -q -m 1 -- "$_WANDB_RESUME_STRINGS_LINE" "$file"
     (($? == 1)) || return 1
   fi
@@ -628,25 +665,33 @@ wandb_resume::_split_jq() {
 # its start): the head, then the chunks from FROM (OPEN_END, just after log_history's
 # `[`, or a comma that ends an entry) to TO (such a comma, for PART first; one past
 # log_history's `]` for PART last), the end mark, and for PART last the tail.
-# Arguments: PART FROM TO OPEN_END. Returns: 0, or non-zero when it could not write
-#   them all (a read that failed, no entry's end where one was looked for).
+# Chunk k is marked by a string of k `#` (a byte the squeeze keeps). log_history's
+# text is squeezed as _read_split's squeeze says: spaces (runs of spaces and newlines
+# made one space) or words (also every run of the bytes of numbers and literals,
+# [A-Za-z0-9._+-], made one 0: strings keep their quotes, values become 0).
+# Arguments: PART FROM TO OPEN_END. Reads: squeeze. Returns: 0, or non-zero when it
+#   could not write them all (a read that failed, no entry's end where one was
+#   looked for).
 wandb_resume::_split_stream() {
-  local part=$1 from=$2 to=$3 open_end=$4
+  local part=$1 from=$2 to=$3 open_end=$4 from_set=' \n' to_set=' '
   local - # (it runs in a subshell of _read_split's; and should it not, the caller's options stay)
   set -o pipefail
+  local chunk=$_WANDB_RESUME_CHUNK
+  # (squeezed to words, a chunk is a quarter of its bytes or less: 4 times as long)
+  [[ $squeeze == words ]] && from_set=$'\n A-Za-z0-9._+-' to_set='  0' chunk=$((chunk * 4))
   head -c "$open_end" || return
-  printf ']}\n[1'
+  printf ']}\n["#"'
   if ((from == open_end)); then
     printf ','
   else
     dd iflag=skip_bytes skip=$((from - open_end)) count=0 status=none || return
   fi
   {
-    local pos=$from k=1 line limit
+    local pos=$from k='#' line limit
     # (the line that ends the look may end 7 bytes past REACH: never past TO)
-    while ((to - pos > _WANDB_RESUME_CHUNK + _WANDB_RESUME_REACH + 8)); do
-      head -c "$_WANDB_RESUME_CHUNK" || exit
-      pos=$((pos + _WANDB_RESUME_CHUNK)) limit=$((pos + _WANDB_RESUME_REACH))
+    while ((to - pos > chunk + _WANDB_RESUME_REACH + 8)); do
+      head -c "$chunk" || exit
+      pos=$((pos + chunk)) limit=$((pos + _WANDB_RESUME_REACH))
       # On to the next line `    },` (the first line read is the rest of the one
       # head stopped in: never taken).
       IFS= read -r line || exit
@@ -656,16 +701,16 @@ wandb_resume::_split_stream() {
         ((pos < limit)) || exit 1
         IFS= read -r line || exit
         if [[ $line == '    },' ]]; then
-          k=$((k + 1)) pos=$((pos + 7))
-          printf '    }]\n[%d,\n' "$k"
+          k+='#' pos=$((pos + 7))
+          printf '    }]\n["%s",\n' "$k"
           break
         fi
       done
     done
     head -c $((to - pos)) || exit
     [[ $part == first ]] && printf ']'
-    printf '\n[%d]\n' $((k + 1))
-  } | tr -s ' \n' ' ' || return
+    printf '\n["%s#"]\n' "$k"
+  } | tr -s "$from_set" "$to_set" || return
   [[ $part == first ]] && return 0
   printf '{"":0'
   cat
