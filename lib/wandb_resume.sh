@@ -143,8 +143,6 @@ source "$_WANDB_RESUME_LIB/failed.bash" || wandb_resume::_loaded 1 || return 1
 source "$_WANDB_RESUME_LIB/checkpoint.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/run_id.bash
 source "$_WANDB_RESUME_LIB/run_id.bash" || wandb_resume::_loaded 1 || return 1
-# shellcheck source=lib/wandb_resume/json.bash
-source "$_WANDB_RESUME_LIB/json.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/export.bash
 source "$_WANDB_RESUME_LIB/export.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/decide.bash
@@ -153,16 +151,15 @@ source "$_WANDB_RESUME_LIB/decide.bash" || wandb_resume::_loaded 1 || return 1
 source "$_WANDB_RESUME_LIB/job.bash" || wandb_resume::_loaded 1 || return 1
 # shellcheck source=lib/wandb_resume/lock.bash
 source "$_WANDB_RESUME_LIB/lock.bash" || wandb_resume::_loaded 1 || return 1
-# shellcheck source=lib/wandb_resume/supervise.bash
-source "$_WANDB_RESUME_LIB/supervise.bash" || wandb_resume::_loaded 1 || return 1
 
 # The parts a decision needs only sometimes are sourced the first time one of their
 # functions is called: the help text (usage), the trainer's config (config), reading a
 # trainer_state.json and the weights' checks (state, weights: not under a save record
-# that holds), sync. Each such function has a stub here; the part's own definition
-# replaces it. Parsing them costs a start ~1.5 ms. They must be there now: a broken
-# install fails here, as when they were sourced at once.
-for _WANDB_RESUME_T in usage config state weights sync; do
+# that holds), sync, supervise, the --json output (json) and writing a save record (record). Each such function has
+# a stub here; the part's own definition replaces it. Parsing them would cost every
+# start ~3 ms (bash parses ~2 us a line). They must be there now: a broken install
+# fails here, as when they were sourced at once.
+for _WANDB_RESUME_T in usage config state weights sync supervise json record; do
   [[ -f $_WANDB_RESUME_LIB/$_WANDB_RESUME_T.bash && -r $_WANDB_RESUME_LIB/$_WANDB_RESUME_T.bash ]] || {
     printf '%s\n' "wandb_resume.sh: cannot read $_WANDB_RESUME_LIB/$_WANDB_RESUME_T.bash (a part of the library)" >&2
     unset _WANDB_RESUME_T
@@ -220,6 +217,24 @@ wandb_resume::_check_weights() {
 wandb_resume::_sync_cmd() {
   unset -f wandb_resume::_sync_cmd
   wandb_resume::_need sync && wandb_resume::_sync_cmd "$@"
+}
+wandb_resume::_supervise() {
+  unset -f wandb_resume::_supervise
+  wandb_resume::_need supervise || return 1
+  wandb_resume::_supervise "$@"
+}
+wandb_resume::_record_save_cmd() {
+  unset -f wandb_resume::_record_save_cmd
+  wandb_resume::_need record || return 1
+  wandb_resume::_record_save_cmd "$@"
+}
+wandb_resume::_print_json() {
+  unset -f wandb_resume::_print_json
+  wandb_resume::_need json || {
+    error="cannot load the library's json.bash"
+    return 1
+  }
+  wandb_resume::_print_json "$@"
 }
 
 #######################################
@@ -315,7 +330,8 @@ wandb_resume::check_run_id() {
 # Record the save of each CHECKPOINT (what train_resume's callback runs after every
 # save, once every rank has finished it): check it as the decision does and write
 # <its parent>/.train-resume/saved/<its name>, the save's commit marker, holding what
-# the decision would otherwise work out at every restart (lib/wandb_resume/saved.bash).
+# the decision would otherwise work out at every restart (lib/wandb_resume/record.bash;
+# its format: saved.bash).
 # Nothing for a CHECKPOINT without trainer_state.json.
 # Arguments: CHECKPOINT...
 # Outputs: on stderr, a warning for a checkpoint that is not complete as saved.

@@ -171,7 +171,7 @@ refused_posix='wandb_resume.sh: bash is in POSIX mode (set -o posix, or started 
 
 @test "a part that fails to load leaves the library unloaded (no guard set), the caller running" {
   cp -R "$ROOT/lib" "$WORK/lib"
-  printf 'return 1\n' >"$WORK/lib/wandb_resume/json.bash"
+  printf 'return 1\n' >"$WORK/lib/wandb_resume/export.bash"
   run bash -c 'shopt -s expand_aliases; source "$1"; echo "returned $? loaded=${_WANDB_RESUME_LOADED-no}";
     shopt -q expand_aliases && echo "aliases still on"' _ "$WORK/lib/wandb_resume.sh"
   assert_output $'returned 1 loaded=no\naliases still on'
@@ -183,6 +183,19 @@ refused_posix='wandb_resume.sh: bash is in POSIX mode (set -o posix, or started 
   run --separate-stderr bash -c 'source "$1"; echo "returned $? loaded=${_WANDB_RESUME_LOADED-no}"' _ "$WORK/lib/wandb_resume.sh"
   assert_output 'returned 1 loaded=no'
   assert_stderr "wandb_resume.sh: cannot read $WORK/lib/wandb_resume/state.bash (a part of the library)"
+}
+
+@test "a part sourced when first used that fails then (json.bash for --json, supervise.bash): our error, exit 1, nothing exported" {
+  make_state "$WORK/o/checkpoint-2" 2
+  cp -R "$ROOT/lib" "$WORK/lib"
+  printf 'return 1\n' | tee "$WORK/lib/wandb_resume/json.bash" >"$WORK/lib/wandb_resume/supervise.bash"
+  run --separate-stderr bash -c 'source "$1" || exit 9
+    wandb_resume::configure -o "$2" --explain --json; echo "configure $? ${WANDB_RESUME-unset}"
+    wandb_resume::supervise -o "$2" -- true; echo "supervise $?"' _ "$WORK/lib/wandb_resume.sh" "$WORK/o"
+  assert_output $'configure 1 unset\nsupervise 1'
+  assert_stderr --partial "wandb_resume.sh: cannot load $WORK/lib/wandb_resume/json.bash (a part of the library)"
+  assert_stderr --partial "cannot load the library's json.bash"
+  assert_stderr --partial "wandb_resume.sh: cannot load $WORK/lib/wandb_resume/supervise.bash (a part of the library)"
 }
 
 @test "a part sourced when first used is read with the caller's aliases off (wandb_resume::usage called first)" {

@@ -271,7 +271,7 @@ log_tr() {
   make_large_state "$OUT/checkpoint-3000" 3000 \
     '.log_history[5].nested = {a: [1, {b: [true, null, "x]}{[0,"]}], c: {}} | .log_history[9].t = "é ü 語 🙂 #, ##"
      | .stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "w-1.2_x"}, attributes: {}} | .max_steps = 9000'
-  ! grep -q -F '\' "$OUT/checkpoint-3000/trainer_state.json"
+  run -1 grep -q -F "\\" "$OUT/checkpoint-3000/trainer_state.json"
   log_jq
   log_tr
   decide_split

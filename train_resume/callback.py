@@ -107,7 +107,7 @@ def record_save(checkpoint):
     save's commit marker. First at once, trainer_state.json's size, inode, mtime and
     ctime alone (format 1: the decision reads the ends of a large state and checks the
     rest at every restart); then the bash library writes it again
-    (wandb_resume::record_save, lib/wandb_resume/saved.bash): it checks the checkpoint
+    (wandb_resume::record_save, lib/wandb_resume/record.bash): it checks the checkpoint
     as the decision does and records what the decision would otherwise work out at every
     restart (the identity of every file, global_step, max_steps, the run ids), so that
     while the files still match, the decision reads nothing else. So a process killed

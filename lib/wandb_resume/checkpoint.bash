@@ -167,6 +167,52 @@ wandb_resume::_warn_finished() {
   fi
 }
 
+# The end record the trainer's callback leaves in OUTPUT_DIR/.train-resume/ended
+# (train_resume/callback.py record_end): why training ended. One NAME=VALUE line per
+# field, read as data (never evaluated; at most 20 lines of at most 300 bytes):
+# reason (signal: stopped on a stop signal, preempted; max_steps, epochs,
+# should_training_stop: ended by its own rule, finished), signal (a stop signal's
+# name; beside a finished reason, one that landed at the run's end), step, max_steps,
+# job (the job key), time (seconds since the epoch); other names, and a value not of
+# its form, are left out. The one reader of the record (supervise and the decision).
+# Arguments: OUTPUT_DIR. Sets: ended_reason, ended_signal, ended_step, ended_max,
+# ended_job, ended_time, ended_text (all of it), ended_why (what a finished run's
+# record says, for a log line; '' unless the reason is one of a finished run); ''
+# when there is none.
+# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: ended_job, ended_time
+wandb_resume::_read_ended() {
+  local line k v n=0 at file=$1/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_ENDED_FILE
+  ended_reason='' ended_signal='' ended_step='' ended_max='' ended_job='' ended_time=''
+  ended_text='' ended_why=''
+  [[ -n $1 && -f $file ]] || return 0
+  while ((n++ < 20)) && IFS= read -r -n 300 line; do
+    ended_text+=$line$'\n'
+    [[ $line == ?*=* ]] || continue
+    k=${line%%=*} v=${line#*=}
+    case $k in
+      reason) [[ $v == +([a-z_]) ]] && ended_reason=$v ;;
+      signal) [[ $v == +([A-Z0-9]) ]] && ended_signal=$v ;;
+      step) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_step=$v ;;
+      max_steps) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_max=$v ;;
+      job) [[ $v == +([A-Za-z0-9._@-]) ]] && ended_job=$v ;;
+      time) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_time=$v ;;
+    esac
+  done 2>/dev/null <"$file"
+  # A finished run's reasons are shared.env's ENDED_FINISHED (the callback writes them).
+  [[ ,$_WANDB_RESUME_ENDED_FINISHED, == *",$ended_reason,"* ]] || return 0
+  at="step ${ended_step:-?}${ended_max:+ of max_steps $ended_max}"
+  case $ended_reason in
+    max_steps) ended_why="the trainer reached max_steps ($at)" ;;
+    epochs) ended_why="the trainer ran its epochs ($at)" ;;
+    should_training_stop)
+      ended_why="the trainer stopped by its own rule before max_steps ($at: should_training_stop, set by a callback such as EarlyStoppingCallback)"
+      ;;
+    *) ended_why="the trainer ended by its own rule ($ended_reason, $at)" ;;
+  esac
+  [[ -z $ended_signal ]] || ended_why+="; SIG$ended_signal landed at that end"
+  return 0
+}
+
 # --checkpoint none in an output dir that still holds complete checkpoints: the new
 # run saves its checkpoint-N among them, and the next plain restart (latest) takes
 # the newest complete one of all, the earlier run's, while the new run is behind it.
@@ -492,19 +538,27 @@ wandb_resume::_absolute() {
 }
 
 # Warn when the free space under the output dir is below the size of a checkpoint.
+# df's answer is read from the descriptor df_fd when the caller started it there
+# (_decide: df runs while the run id is looked for), else df runs now.
 # Arguments: OUTPUT_DIR CHECKPOINT [KIB: its size as its save record holds it]
+# Reads: df_fd (a caller's local, optional; closed here).
 wandb_resume::_check_space() {
-  local free used line
-  [[ -d $1 ]] || return 0
-  # The checkpoint's size first (KIB, else du's first field: one subshell for both),
-  # then df's 4th field on its last line.
-  if [[ ${3:-} =~ ^[0-9]+$ ]]; then
-    line=$3$'\n'$(exec df -Pk -- "$1" 2>/dev/null) || return 0
-  else
-    line=$(du -sk -- "$2" 2>/dev/null && exec df -Pk -- "$1" 2>/dev/null) || return 0
+  local free used df_out=''
+  if [[ -n ${df_fd:-} ]]; then
+    IFS= read -r -d '' df_out <&"$df_fd"
+    exec {df_fd}<&-
+    df_fd=''
   fi
-  used=${line%%[[:space:]]*}
-  read -r _ _ _ free _ <<<"${line##*$'\n'}"
+  [[ -d $1 ]] || return 0
+  if [[ ${3:-} =~ ^[0-9]+$ ]]; then
+    used=$3
+  else
+    used=$(exec du -sk -- "$2" 2>/dev/null) || return 0
+    used=${used%%[[:space:]]*}
+  fi
+  [[ -n $df_out ]] || df_out=$(exec df -Pk -- "$1" 2>/dev/null) || return 0
+  df_out=${df_out%$'\n'}
+  read -r _ _ _ free _ <<<"${df_out##*$'\n'}"
   [[ $free =~ ^[0-9]+$ && $used =~ ^[0-9]+$ ]] || return 0
   if ((free < used)); then
     wandb_resume::_warn "only $((free / 1024)) MiB free on the file system of $1, less than the checkpoint ($((used / 1024)) MiB): the next save may fail"

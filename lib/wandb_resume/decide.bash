@@ -60,16 +60,18 @@ wandb_resume::_decide() {
   if ((! reused)); then
     wandb_resume::_choose_checkpoint || return
     if [[ $mode == resume ]]; then
+      # df (for _check_space) runs while the run id is looked for.
+      local df_fd=''
+      [[ -d $output_dir ]] && exec {df_fd}< <(exec df -Pk -- "$output_dir" 2>/dev/null)
       wandb_resume::_find_run_id
       wandb_resume::_check_space "$output_dir" "$ckpt" "$st_kb"
       wandb_resume::_decide_rewind
       wandb_resume::_check_offline_wandb
     fi
-    ((json)) && wandb_resume::_print_json
-    wandb_resume::_job_write_decision || {
+    if ((json)) && ! wandb_resume::_print_json || ! wandb_resume::_job_write_decision; then
       wandb_resume::_log error error "$error"
       return 1
-    }
+    fi
   fi
   wandb_resume::_export_decision
 }

@@ -547,7 +547,7 @@ wandb_resume::_read_split() {
   # An escape (a backslash anywhere) would not survive the words' squeeze.
   if (
     ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
-    exec grep -q -a -F -e '\' -- "$file"
+    exec grep -q -a -F -e "\\" -- "$file"
   ) 2>/dev/null; then
     squeeze=spaces
   fi

@@ -176,51 +176,6 @@ wandb_resume::_drain() {
   wandb_resume::_warn "processes of the trainer were still running (${left[*]}); killed them (SIGKILL), so that none outlives this job"
 }
 
-# The end record the trainer's callback leaves in OUTPUT_DIR/.train-resume/ended
-# (train_resume/callback.py record_end): why training ended. One NAME=VALUE line per
-# field, read as data (never evaluated; at most 20 lines of at most 300 bytes):
-# reason (signal: stopped on a stop signal, preempted; max_steps, epochs,
-# should_training_stop: ended by its own rule, finished), signal (a stop signal's
-# name; beside a finished reason, one that landed at the run's end), step, max_steps,
-# job (the job key), time (seconds since the epoch); other names, and a value not of
-# its form, are left out. The one reader of the record (supervise and the decision).
-# Arguments: OUTPUT_DIR. Sets: ended_reason, ended_signal, ended_step, ended_max,
-# ended_job, ended_time, ended_text (all of it), ended_why (what a finished run's
-# record says, for a log line; '' unless the reason is one of a finished run); ''
-# when there is none.
-wandb_resume::_read_ended() {
-  local line k v n=0 at file=$1/$_WANDB_RESUME_STATE_DIR/$_WANDB_RESUME_ENDED_FILE
-  ended_reason='' ended_signal='' ended_step='' ended_max='' ended_job='' ended_time=''
-  ended_text='' ended_why=''
-  [[ -n $1 && -f $file ]] || return 0
-  while ((n++ < 20)) && IFS= read -r -n 300 line; do
-    ended_text+=$line$'\n'
-    [[ $line == ?*=* ]] || continue
-    k=${line%%=*} v=${line#*=}
-    case $k in
-      reason) [[ $v == +([a-z_]) ]] && ended_reason=$v ;;
-      signal) [[ $v == +([A-Z0-9]) ]] && ended_signal=$v ;;
-      step) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_step=$v ;;
-      max_steps) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_max=$v ;;
-      job) [[ $v == +([A-Za-z0-9._@-]) ]] && ended_job=$v ;;
-      time) [[ $v == +([0-9]) && ${#v} -le 18 ]] && ended_time=$v ;;
-    esac
-  done 2>/dev/null <"$file"
-  # A finished run's reasons are shared.env's ENDED_FINISHED (the callback writes them).
-  [[ ,$_WANDB_RESUME_ENDED_FINISHED, == *",$ended_reason,"* ]] || return 0
-  at="step ${ended_step:-?}${ended_max:+ of max_steps $ended_max}"
-  case $ended_reason in
-    max_steps) ended_why="the trainer reached max_steps ($at)" ;;
-    epochs) ended_why="the trainer ran its epochs ($at)" ;;
-    should_training_stop)
-      ended_why="the trainer stopped by its own rule before max_steps ($at: should_training_stop, set by a callback such as EarlyStoppingCallback)"
-      ;;
-    *) ended_why="the trainer ended by its own rule ($ended_reason, $at)" ;;
-  esac
-  [[ -z $ended_signal ]] || ended_why+="; SIG$ended_signal landed at that end"
-  return 0
-}
-
 # The newest complete checkpoint of OUTPUT_DIR, read by the decision's own reader
 # (wandb_resume::_latest: bounded, every failure of our tools an error), quietly: the
 # next decision logs what it skips. Arguments: OUTPUT_DIR. Sets: l_path, st_step,
