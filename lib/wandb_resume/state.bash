@@ -20,8 +20,9 @@
 #   duplicate), the head closed before log_history, the tail starting right after
 #   log_history's `],` with its first key at or before stateful_callbacks.
 # - otherwise (no record, a file changed since, another layout), a full parse: jq (up
-#   to _WANDB_RESUME_FULL_MAX bytes, ~75 ms a MB), or jq --stream (larger files:
-#   slow, ~14 s for 173 MB, but small in memory). What jq parsed whole is also
+#   to _WANDB_RESUME_FULL_MAX bytes, ~75 ms a MB); larger, in HF's layout, in pieces
+#   by two jq at once (_read_split: ~1.2 s for 173 MB); else jq --stream (slow,
+#   ~14 s for 173 MB, but small in memory). What jq parsed whole is also
 #   checked for UTF-8 and for tokens Python's json refuses (grep, a few ms a MB).
 # Every jq runs under `ulimit -v _WANDB_RESUME_MEM_KB`: a decision stays in tens of
 # MB whatever the file. A jq (or grep) that fails, is killed or runs out of memory is
