@@ -66,7 +66,32 @@ wandb_resume::_record_holds() {
   wandb_resume::_record_path "$_WANDB_RESUME_SAVED_DIR" "$dir" rec
   [[ -f $rec ]] || return 1
   IFS= read -r -d '' -N 65536 text 2>/dev/null <"$rec"
-  [[ $text == "$_WANDB_RESUME_RECORD_HEADER"$'\n'*$'\nchecked complete\n'*$'\nend\n' ]] || return 1
+  [[ $text == "$_WANDB_RESUME_RECORD_HEADER"$'\nstate '*$'\nchecked complete\n'*$'\nend\n' ]] || return 1
+  size=${text#*$'\nstate '} size=${size%% *}
+  [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
+  # The NUL grep runs while the record is read and stat looks at the entries; its
+  # answer is waited for either way (no process of ours outlives the decision).
+  exec {nul_fd}< <(
+    wandb_resume::_has_nul "$dir/trainer_state.json" "$size"
+    printf '%s' "$?"
+  )
+  wandb_resume::_record_vouches && holds=1
+  IFS= read -r -d '' nul <&"$nul_fd"
+  exec {nul_fd}<&-
+  [[ $holds == 1 && $nul == 1 ]] || return 1
+  st_status=ok st_reason='' st_step=$step st_max=$max
+  st_where=("${r_where[@]}") st_type=("${r_type[@]}") st_value=("${r_value[@]}")
+  st_wstep=("${r_wstep[@]}") st_project=("${r_project[@]}") st_entity=("${r_entity[@]}")
+  w_only=0
+  [[ $weights == only ]] && w_only=1
+  st_kb=$kb
+  return 0
+}
+
+# Does the record's text vouch for DIR, and do its files match it (_record_holds'
+# step)? Reads: text, dir. Sets (_record_holds' locals): lines, args, the fields
+# (_record_fields). Returns: 0 it does, 1 not.
+wandb_resume::_record_vouches() {
   set -f
   # shellcheck disable=SC2206 # split on newlines (IFS), with globbing off
   lines=($text)
@@ -78,23 +103,7 @@ wandb_resume::_record_holds() {
     $weights == @(full|only) && $kb =~ ^[0-9]+$ ]] || return 1
   [[ ${dir##*/} != checkpoint-+([0-9]) || ${dir##*/checkpoint-} == "$step" ]] || return 1
   [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
-  # The NUL grep runs while stat looks at the entries; its answer is waited for
-  # either way (no process of ours outlives the decision).
-  exec {nul_fd}< <(
-    wandb_resume::_has_nul "$dir/trainer_state.json" "$size"
-    printf '%s' "$?"
-  )
-  wandb_resume::_record_matches && holds=1
-  IFS= read -r -d '' nul <&"$nul_fd"
-  exec {nul_fd}<&-
-  [[ $holds == 1 && $nul == 1 ]] || return 1
-  st_status=ok st_reason='' st_step=$step st_max=$max
-  st_where=("${r_where[@]}") st_type=("${r_type[@]}") st_value=("${r_value[@]}")
-  st_wstep=("${r_wstep[@]}") st_project=("${r_project[@]}") st_entity=("${r_entity[@]}")
-  w_only=0
-  [[ $weights == only ]] && w_only=1
-  st_kb=$kb
-  return 0
+  wandb_resume::_record_matches
 }
 
 # The fields of a save record (_record_holds' step), each of its form, or 1. Reads:
