@@ -158,6 +158,15 @@ set_mtime() {
   assert_success
   assert_equal "$output" "$checked"
   assert_equal "$(sort "$WORK/ran" | tr '\n' ' ')" 'df grep -P stat '
+  # A grep that fails (-P and -F): the NUL check under the record is not known, so
+  # the record does not answer (never trusted blind); the checks without it fail on
+  # the same grep: our error, exit 1, nothing decided.
+  fake_tool_on grep -q "echo grep -q >>'$WORK/ran'; exit 2"
+  : >"$WORK/ran"
+  PATH="$WORK/fakebin:$PATH" explain -o "$OUT"
+  assert_failure 1
+  assert_stderr --partial 'grep failed (exit 2)'
+  (($(grep -c -x 'grep -q' "$WORK/ran") >= 3))
 }
 
 @test "NUL bytes under a save record that matches are still found (what a crash leaves in blocks never written)" {

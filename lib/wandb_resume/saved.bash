@@ -35,7 +35,7 @@ _WANDB_RESUME_RECORD_HEADER='train-resume-save-record 2'
 _WANDB_RESUME_STAT_FMT='%s %i %.9Y %.9Z'
 # One identity as stat prints it with _WANDB_RESUME_STAT_FMT (ERE).
 _WANDB_RESUME_STAT_RE='[0-9]+ [0-9]+ [0-9]+\.[0-9]{9} [0-9]+\.[0-9]{9}'
-# Up to this size, the NUL grep is grep -P (_has_nul).
+# Up to this size, the NUL grep is grep -P (_nul_status).
 _WANDB_RESUME_PCRE_MAX=8388608
 
 # The record of KIND (a folder of shared.env: SAVED_DIR, the save records;
@@ -71,10 +71,7 @@ wandb_resume::_record_holds() {
   [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
   # The NUL grep runs while the record is read and stat looks at the entries; its
   # answer is waited for either way (no process of ours outlives the decision).
-  exec {nul_fd}< <(
-    wandb_resume::_has_nul "$dir/trainer_state.json" "$size"
-    printf '%s' "$?"
-  )
+  exec {nul_fd}< <(wandb_resume::_nul_status "$dir/trainer_state.json" "$size")
   wandb_resume::_record_vouches && holds=1
   IFS= read -r -d '' nul <&"$nul_fd"
   exec {nul_fd}<&-
@@ -171,20 +168,22 @@ wandb_resume::_record_matches() {
 # Does FILE (of SIZE bytes) hold a NUL byte? One grep, bounded in memory: up to
 # _WANDB_RESUME_PCRE_MAX bytes with -P '\x00' (no pattern to write first: a process
 # less), larger with -F and a NUL from a pipe (PCRE takes ~10 times as long on 173 MB).
-# Arguments: FILE SIZE. Returns: 0 it does, or not known (grep failed); 1 it does not.
-# shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: grep_out
-wandb_resume::_has_nul() {
-  local grep_out error rc=3
+# Run it in a subshell of its own (it sets ulimit): _record_holds reads its answer
+# from a process substitution. Arguments: FILE SIZE. Outputs: grep's status (0 it
+# does, 1 it does not, else not known).
+wandb_resume::_nul_status() {
+  local rc=2
+  ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
   if (($2 <= _WANDB_RESUME_PCRE_MAX)); then
-    wandb_resume::_grep_bounded -q -a -P '\x00' -- "$1"
+    grep -q -a -P '\x00' -- "$1" 2>/dev/null
     rc=$?
   fi
   # (also where grep has no -P)
-  if ((rc == 3)); then
-    wandb_resume::_grep_bounded -q -a -F -f <(printf '\0') -- "$1"
+  if ((rc == 2)); then
+    grep -q -a -F -f <(printf '\0') -- "$1" 2>/dev/null
     rc=$?
   fi
-  ((rc != 1))
+  printf '%s' "$rc"
 }
 
 # The identity of trainer_state.json in the save record of checkpoint DIR, format 2
