@@ -5,6 +5,7 @@
 # the file is parsed the old way (jq --stream), which says what is wrong.
 # The pieces are made small here (files over 64 KiB, pieces of 16 KiB), so that
 # test-sized states take that path.
+# shellcheck disable=SC2030,SC2031 # each @test is its own subshell; a helper reads bats' output of its own runs
 bats_require_minimum_version 1.5.0
 
 setup() {
@@ -267,23 +268,32 @@ log_tr() {
   chmod +x "$WORK/fakebin/tr"
 }
 
-@test "log_history squeezed to words (numbers and literals one 0) when the file holds no backslash: the answer of a full parse" {
-  make_large_state "$OUT/checkpoint-3000" 3000 \
-    '.log_history[5].nested = {a: [1, {b: [true, null, "x]}{[0,"]}], c: {}} | .log_history[9].t = "é ü 語 🙂 #, ##"
-     | .stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "w-1.2_x"}, attributes: {}} | .max_steps = 9000'
-  run -1 grep -q -F "\\" "$OUT/checkpoint-3000/trainer_state.json"
+# The decision over $OUT in pieces, one pass (two jq, two tr -s), log_history squeezed
+# as SQUEEZE (words: the tr sets of the squeeze to words; spaces: only white space):
+# the answer of a full parse, with the run id ID. Arguments: SQUEEZE ID
+assert_split_squeezed() {
+  local split words=2
+  [[ $1 == words ]] || words=0
   log_jq
   log_tr
   decide_split
   assert_success
   assert_equal "$(jq_runs)" 'first last '
-  # two writers, each squeezing to words (tr -s: the pieces' squeeze)
   assert_equal "$(grep -c -e '^-s ' "$WORK/tr.log")" 2
-  assert_equal "$(grep -c -e '^-s .*A-Za-z0-9._+-' "$WORK/tr.log")" 2
-  assert_equal "$(field .run_id)" w-1.2_x
-  local split=$output
+  assert_equal "$(grep -c -e '^-s .*A-Za-z0-9._+-' "$WORK/tr.log")" "$words"
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+  assert_equal "$(field .run_id)" "$2"
+  split=$output
   full_parse
   assert_equal "$split" "$output"
+}
+
+@test "log_history squeezed to words (numbers and literals one 0) when the file holds no backslash: the answer of a full parse" {
+  make_large_state "$OUT/checkpoint-3000" 3000 \
+    '.log_history[5].nested = {a: [1, {b: [true, null, "x]}{[0,"]}], c: {}} | .log_history[9].t = "é ü 語 🙂 #, ##"
+     | .stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "w-1.2_x"}, attributes: {}} | .max_steps = 9000'
+  run -1 grep -q -F "\\" "$OUT/checkpoint-3000/trainer_state.json"
+  assert_split_squeezed words w-1.2_x
 }
 
 @test "a backslash in the file (an escape): log_history squeezed to spaces only, the answer of a full parse" {
@@ -291,18 +301,7 @@ log_tr() {
     '.log_history[5].text = "a\nb \"q\" \\ \t" | .log_history[2500].u = "\u0001x"
      | .stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "esc-id"}, attributes: {}}'
   grep -q -F '\"q\"' "$OUT/checkpoint-3000/trainer_state.json"
-  log_jq
-  log_tr
-  decide_split
-  assert_success
-  assert_equal "$(jq_runs)" 'first last '
-  assert_equal "$(grep -c -e '^-s ' "$WORK/tr.log")" 2
-  assert_equal "$(grep -c -F 'A-Za-z' "$WORK/tr.log")" 0
-  assert_equal "$(field .run_id)" esc-id
-  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
-  local split=$output
-  full_parse
-  assert_equal "$split" "$output"
+  assert_split_squeezed spaces esc-id
 }
 
 @test "two values with nothing between them (truefalse, 0.5true), which the squeeze to words would make one 0: refused as a full parse refuses them" {
