@@ -155,10 +155,10 @@ source "$_WANDB_RESUME_LIB/lock.bash" || wandb_resume::_loaded 1 || return 1
 # The parts a decision needs only sometimes are sourced the first time one of their
 # functions is called: the help text (usage), the trainer's config (config), reading a
 # trainer_state.json and the weights' checks (state, weights: not under a save record
-# that holds), sync, supervise, the --json output (json) and writing a save record (record). Each such function has
-# a stub here; the part's own definition replaces it. Parsing them would cost every
-# start ~3 ms (bash parses ~2 us a line). They must be there now: a broken install
-# fails here, as when they were sourced at once.
+# that holds), sync, supervise, the --json output (json) and writing a save record
+# (record). Each such function has a stub here; the part's own definition replaces
+# it. Parsing them would cost every start ~3 ms (bash parses ~2 us a line). They must
+# be there now: a broken install fails here, as when they were sourced at once.
 for _WANDB_RESUME_T in usage config state weights sync supervise json record; do
   [[ -f $_WANDB_RESUME_LIB/$_WANDB_RESUME_T.bash && -r $_WANDB_RESUME_LIB/$_WANDB_RESUME_T.bash ]] || {
     printf '%s\n' "wandb_resume.sh: cannot read $_WANDB_RESUME_LIB/$_WANDB_RESUME_T.bash (a part of the library)" >&2

@@ -5,8 +5,8 @@
 # after every save, once every rank has finished it (record.bash writes it): it is
 # the save's commit marker (a newer checkpoint without one did not finish:
 # _unfinished_save), and it holds what the decision would otherwise work out at every
-# restart, checked by the decision's own code when it is written. While the files still match it, the decision reads nothing
-# else (_record_holds).
+# restart, checked by the decision's own code when it is written. While the files
+# still match it, the decision reads nothing else (_record_holds).
 # Part of lib/wandb_resume.sh.
 #
 # The record, format 2 (written whole: a temporary file, then a rename):
