@@ -251,7 +251,7 @@ SH
   assert_success
   assert_output 'returned 143'
   assert_equal "$(cat "$OUT/scontrol.log")" 'requeue 42'
-  assert_stderr --partial "⏳ the trainer (pid"
+  assert_stderr --regexp "⏳ the trainer \\(pid [0-9]+\\) exited; waiting up to 60 s for the rest of its processes"
   assert_stderr --partial '🔁 preempted: the trainer saved and stopped on SIGTERM (exit 143), no progress: newest checkpoint still none; requeued job 42'
 }
 
@@ -307,7 +307,7 @@ SH
   assert [ -f "$OUT/worker got it" ]
   local pid
   pid=$(cat "$OUT/worker.pid")
-  assert_stderr --partial "⏳ the trainer (pid"
+  assert_stderr --regexp "⏳ the trainer \\(pid [0-9]+\\) exited; waiting up to 1 s for the rest of its processes"
   assert_stderr --regexp "processes of the trainer were still running \\(.*$pid.*\\); killed them \\(SIGKILL\\), so that none outlives this job"
   run ps -o stat= -p "$pid"
   [[ -z $output || $output == Z* ]] # gone (or dead, not yet reaped by init)

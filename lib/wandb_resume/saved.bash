@@ -50,18 +50,18 @@ wandb_resume::_record_path() {
 
 # Does the save record of checkpoint DIR vouch for it (format 2, `checked complete`),
 # and do all its files still match it? Its entries are the folder's (a glob); one
-# stat over the folder and every entry, and at the same time one grep for NUL bytes
-# in trainer_state.json, which a crash can leave in blocks never written even under
-# a record that reached the disk. Nothing else is
-# read, and nothing read is evaluated. Arguments: DIR
+# stat over the folder and every entry and one grep for NUL bytes in
+# trainer_state.json (which a crash can leave in blocks never written even under a
+# record that reached the disk) run while the record is read. Nothing else is read,
+# and nothing read is evaluated. Arguments: DIR
 # Sets (on 0): the st_* of the state as recorded (st_status=ok), w_only, st_kb.
 # Returns: 0 it holds, 1 it does not (no record, another format, a mismatch, NUL
 #   bytes, a tool that failed: the caller checks the files as without a record).
 # shellcheck disable=SC2034 # shared through dynamic scope, which shellcheck does not follow; assigned here, read by a caller or callee: st_status, st_reason, st_kb
 wandb_resume::_record_holds() {
   local dir=${1%/} rec text='' expect='' got=0 grep_out='' error=''
-  local step='' max='' weights='' kb='' state=0 size='' nul_fd='' nul='' holds=0
-  local -a lines=() args=() r_where=() r_type=() r_value=() r_wstep=() r_project=() r_entity=()
+  local step='' max='' weights='' kb='' state=0 size='' nul_fd='' nul='' holds=0 stat_fd='' now=''
+  local -a lines=() args=() here=() r_where=() r_type=() r_value=() r_wstep=() r_project=() r_entity=()
   local - IFS=$'\n' GLOBSORT=name # (the record's lines are split, never globbed: set -f)
   wandb_resume::_record_path "$_WANDB_RESUME_SAVED_DIR" "$dir" rec
   [[ -f $rec ]] || return 1
@@ -69,13 +69,18 @@ wandb_resume::_record_holds() {
   [[ $text == "$_WANDB_RESUME_RECORD_HEADER"$'\nstate '*$'\nchecked complete\n'*$'\nend\n' ]] || return 1
   size=${text#*$'\nstate '} size=${size%% *}
   [[ $size =~ ^[0-9]{1,18}$ ]] || return 1
-  # The NUL grep runs while the record is read and stat looks at the entries; its
-  # answer is waited for either way (no process of ours outlives the decision).
+  # The NUL grep and the stat of the folder and its entries run while the record is
+  # read; their answers are waited for either way (no process of ours outlives the
+  # decision).
   exec {nul_fd}< <(wandb_resume::_nul_status "$dir/trainer_state.json" "$size")
+  here=("$dir"/*)
+  exec {stat_fd}< <(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$dir" "${here[@]}" 2>/dev/null)
   wandb_resume::_record_vouches && holds=1
+  IFS= read -r -d '' now <&"$stat_fd"
+  exec {stat_fd}<&-
   IFS= read -r -d '' nul <&"$nul_fd"
   exec {nul_fd}<&-
-  [[ $holds == 1 && $nul == 1 ]] || return 1
+  [[ $holds == 1 && ${now%$'\n'} == "$expect" && $nul == 1 ]] || return 1
   st_status=ok st_reason='' st_step=$step st_max=$max
   st_where=("${r_where[@]}") st_type=("${r_type[@]}") st_value=("${r_value[@]}")
   st_wstep=("${r_wstep[@]}") st_project=("${r_project[@]}") st_entity=("${r_entity[@]}")
@@ -85,9 +90,9 @@ wandb_resume::_record_holds() {
   return 0
 }
 
-# Does the record's text vouch for DIR, and do its files match it (_record_holds'
+# Does the record's text vouch for DIR, and are its entries the record's (_record_holds'
 # step)? Reads: text, dir. Sets (_record_holds' locals): lines, args, the fields
-# (_record_fields). Returns: 0 it does, 1 not.
+# (_record_fields). Returns: 0 it does (but for the identities: _record_holds'), 1 not.
 wandb_resume::_record_vouches() {
   set -f
   # shellcheck disable=SC2206 # split on newlines (IFS), with globbing off
@@ -151,18 +156,15 @@ wandb_resume::_record_fields() {
   return 0
 }
 
-# Are the folder's entries the record's, and only those (as _record_one lists
-# them), each with the identity recorded (_record_holds' step)? Reads: dir, args,
-# expect. Returns: 0 they match, 1 not.
+# Are the folder's entries (here: its glob) the record's, and only those, as
+# _record_one lists them (_record_holds' step; the identities recorded, expect, are
+# compared with stat's there)? Reads: here, args. Returns: 0 they are, 1 not.
 wandb_resume::_record_matches() {
-  local key now
-  local -a here=("$dir"/*)
+  local key
   ((${#here[@]} == ${#args[@]} - 1)) || return 1
   for key in "${!here[@]}"; do
     [[ ${here[key]} == "${args[key + 1]}" ]] || return 1
   done
-  now=$(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "${args[@]}" 2>/dev/null) || return 1
-  [[ $now == "$expect" ]] || return 1
 }
 
 # Does FILE (of SIZE bytes) hold a NUL byte? One grep, bounded in memory: up to

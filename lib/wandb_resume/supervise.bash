@@ -33,8 +33,9 @@
 _WANDB_RESUME_STOP_PATTERN="@(${_WANDB_RESUME_STOP_SIGNAL_CHOICES//,/|})"
 # How long (s) to wait for the rest of the trainer's processes after it exited
 # (torchrun's workers may still be saving when torchrun itself is gone); then what is
-# left is killed.
-_WANDB_RESUME_DRAIN=60
+# left is killed. (A default: this part is sourced when first used, and a caller, the
+# tests, may have set it before.)
+: "${_WANDB_RESUME_DRAIN:=60}"
 
 # The trap action: remember the signal; _supervise forwards it.
 wandb_resume::_on_stop() {
@@ -162,7 +163,7 @@ wandb_resume::_drain() {
   local group=$1 i s
   local -a left=()
   wandb_resume::_left "$group" || return 0
-  wandb_resume::_log info note "⏳ the trainer (pid $group) exited; waiting for the rest of its processes (${left[*]})"
+  wandb_resume::_log info note "⏳ the trainer (pid $group) exited; waiting up to $_WANDB_RESUME_DRAIN s for the rest of its processes (${left[*]})"
   for ((i = 0; i < _WANDB_RESUME_DRAIN * 5; i++)); do
     [[ $_WANDB_RESUME_STOP == TERM ]] && break
     sleep 0.2
