@@ -183,58 +183,58 @@ wandb_resume::_need() {
   return 1
 }
 
-# The stubs (each unsets itself first: a part that did not define it fails, never
-# loops). What a caller of each sees when its part cannot be loaded: the failure
-# each reports for a tool of ours.
-wandb_resume::usage() {
-  unset -f wandb_resume::usage
-  wandb_resume::_need usage && wandb_resume::usage "$@"
+# A stub's first step: unset the stub (the function that called this: a part that
+# does not define it fails, never loops), then source PART. Arguments: PART
+# Returns: 0 loaded, 1 not (said on stderr).
+wandb_resume::_loads() {
+  unset -f "${FUNCNAME[1]}"
+  wandb_resume::_need "$1"
 }
+
+# A stub that fails as its callers expect a tool of ours to fail when its part cannot
+# be loaded: return 1 (said on stderr). Arguments: PART ARGS... (the stub's).
+wandb_resume::_lazy() {
+  local _wr_fn=${FUNCNAME[1]}
+  unset -f "$_wr_fn"
+  wandb_resume::_need "$1" || return 1
+  shift
+  "$_wr_fn" "$@"
+}
+
+# The stubs. What a caller of each sees when its part cannot be loaded: the failure
+# each reports for a tool of ours (error, st_status=fail, return 2 where its callers
+# read those; return 1 for the rest).
+wandb_resume::usage() { wandb_resume::_lazy usage; }
+wandb_resume::_sync_cmd() { wandb_resume::_lazy sync "$@"; }
+wandb_resume::_supervise() { wandb_resume::_lazy supervise "$@"; }
+wandb_resume::_record_save_cmd() { wandb_resume::_lazy record "$@"; }
 wandb_resume::_read_config() {
-  unset -f wandb_resume::_read_config
-  wandb_resume::_need config || {
+  wandb_resume::_loads config || {
     error="cannot load the library's config.bash"
     return 1
   }
   wandb_resume::_read_config "$@"
 }
+wandb_resume::_print_json() {
+  wandb_resume::_loads json || {
+    error="cannot load the library's json.bash"
+    return 1
+  }
+  wandb_resume::_print_json "$@"
+}
 wandb_resume::_read_state() {
-  unset -f wandb_resume::_read_state
-  wandb_resume::_need state || {
+  wandb_resume::_loads state || {
     st_status=fail st_reason="cannot load the library's state.bash" error="cannot load the library's state.bash"
     return 0
   }
   wandb_resume::_read_state "$@"
 }
 wandb_resume::_check_weights() {
-  unset -f wandb_resume::_check_weights
-  wandb_resume::_need weights || {
+  wandb_resume::_loads weights || {
     error="cannot load the library's weights.bash"
     return 2
   }
   wandb_resume::_check_weights "$@"
-}
-wandb_resume::_sync_cmd() {
-  unset -f wandb_resume::_sync_cmd
-  wandb_resume::_need sync && wandb_resume::_sync_cmd "$@"
-}
-wandb_resume::_supervise() {
-  unset -f wandb_resume::_supervise
-  wandb_resume::_need supervise || return 1
-  wandb_resume::_supervise "$@"
-}
-wandb_resume::_record_save_cmd() {
-  unset -f wandb_resume::_record_save_cmd
-  wandb_resume::_need record || return 1
-  wandb_resume::_record_save_cmd "$@"
-}
-wandb_resume::_print_json() {
-  unset -f wandb_resume::_print_json
-  wandb_resume::_need json || {
-    error="cannot load the library's json.bash"
-    return 1
-  }
-  wandb_resume::_print_json "$@"
 }
 
 #######################################

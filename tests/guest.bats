@@ -185,17 +185,20 @@ refused_posix='wandb_resume.sh: bash is in POSIX mode (set -o posix, or started 
   assert_stderr "wandb_resume.sh: cannot read $WORK/lib/wandb_resume/state.bash (a part of the library)"
 }
 
-@test "a part sourced when first used that fails then (json.bash for --json, supervise.bash): our error, exit 1, nothing exported" {
+@test "a part sourced when first used that fails then (json.bash for --json, supervise.bash, record.bash): our error, exit 1, nothing exported or recorded" {
   make_state "$WORK/o/checkpoint-2" 2
   cp -R "$ROOT/lib" "$WORK/lib"
-  printf 'return 1\n' | tee "$WORK/lib/wandb_resume/json.bash" >"$WORK/lib/wandb_resume/supervise.bash"
+  printf 'return 1\n' | tee "$WORK/lib/wandb_resume/json.bash" "$WORK/lib/wandb_resume/record.bash" >"$WORK/lib/wandb_resume/supervise.bash"
   run --separate-stderr bash -c 'source "$1" || exit 9
     wandb_resume::configure -o "$2" --explain --json; echo "configure $? ${WANDB_RESUME-unset}"
-    wandb_resume::supervise -o "$2" -- true; echo "supervise $?"' _ "$WORK/lib/wandb_resume.sh" "$WORK/o"
-  assert_output $'configure 1 unset\nsupervise 1'
+    wandb_resume::supervise -o "$2" -- true; echo "supervise $?"
+    wandb_resume::record_save "$2/checkpoint-2"; echo "record_save $?"' _ "$WORK/lib/wandb_resume.sh" "$WORK/o"
+  assert_output $'configure 1 unset\nsupervise 1\nrecord_save 1'
   assert_stderr --partial "wandb_resume.sh: cannot load $WORK/lib/wandb_resume/json.bash (a part of the library)"
   assert_stderr --partial "cannot load the library's json.bash"
   assert_stderr --partial "wandb_resume.sh: cannot load $WORK/lib/wandb_resume/supervise.bash (a part of the library)"
+  assert_stderr --partial "wandb_resume.sh: cannot load $WORK/lib/wandb_resume/record.bash (a part of the library)"
+  [[ ! -e $WORK/o/.train-resume/saved/checkpoint-2 ]]
 }
 
 @test "a part sourced when first used is read with the caller's aliases off (wandb_resume::usage called first)" {

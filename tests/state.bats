@@ -304,6 +304,32 @@ assert_split_squeezed() {
   assert_split_squeezed spaces esc-id
 }
 
+@test "the look for a backslash failing: squeezed to words, the escapes make jq refuse the pieces; the old way answers, as a full parse" {
+  make_large_state "$OUT/checkpoint-3000" 3000 \
+    '.log_history[5].text = "a\nb" | .stateful_callbacks.WandbResumeCallback = {args: {wandb_run_id: "esc-id"}, attributes: {}}'
+  fake_tool_on grep "\\\\" 'exit 2'
+  log_jq
+  decide_split
+  assert_success
+  assert_equal "$(jq_runs)" 'first last stream '
+  assert_equal "$(field .checkpoint)" "$OUT/checkpoint-3000"
+  assert_equal "$(field .run_id)" esc-id
+  local split=$output
+  full_parse
+  assert_equal "$split" "$output"
+}
+
+@test "the token grep failing: the pieces squeezed to words are not taken without it (read again squeezed to spaces), and the failure is ours" {
+  make_state "$OUT/checkpoint-2" 2
+  make_large_state "$OUT/checkpoint-3000" 3000
+  fake_tool_on grep '*Infinity*' 'exit 2'
+  log_jq
+  decide_split
+  assert_failure 1
+  assert_stderr --partial 'grep failed (exit 2)'
+  assert_equal "$(jq_runs)" 'first first last last '
+}
+
 @test "two values with nothing between them (truefalse, 0.5true), which the squeeze to words would make one 0: refused as a full parse refuses them" {
   make_state "$OUT/checkpoint-2" 2
   make_large_state "$OUT/checkpoint-3000" 3000 '.log_history[1500].flag = "MARK"'

@@ -538,25 +538,21 @@ wandb_resume::_absolute() {
 }
 
 # Warn when the free space under the output dir is below the size of a checkpoint.
-# df's answer is read from the descriptor df_fd when the caller started it there
-# (_decide: df runs while the run id is looked for), else df runs now.
-# Arguments: OUTPUT_DIR CHECKPOINT [KIB: its size as its save record holds it]
-# Reads: df_fd (a caller's local, optional; closed here).
+# df's answer is read from the descriptor DF_FD, where the caller started
+# `df -Pk -- OUTPUT_DIR` (_decide: it runs while the run id is looked for); closed here.
+# Arguments: OUTPUT_DIR CHECKPOINT KIB (its size as its save record holds it, or "")
+#   DF_FD
 wandb_resume::_check_space() {
-  local free used df_out=''
-  if [[ -n ${df_fd:-} ]]; then
-    IFS= read -r -d '' df_out <&"$df_fd"
-    exec {df_fd}<&-
-    df_fd=''
-  fi
+  local free used df_out='' fd=$4
+  IFS= read -r -d '' df_out <&"$fd"
+  exec {fd}<&-
   [[ -d $1 ]] || return 0
-  if [[ ${3:-} =~ ^[0-9]+$ ]]; then
+  if [[ $3 =~ ^[0-9]+$ ]]; then
     used=$3
   else
     used=$(exec du -sk -- "$2" 2>/dev/null) || return 0
     used=${used%%[[:space:]]*}
   fi
-  [[ -n $df_out ]] || df_out=$(exec df -Pk -- "$1" 2>/dev/null) || return 0
   df_out=${df_out%$'\n'}
   read -r _ _ _ free _ <<<"${df_out##*$'\n'}"
   [[ $free =~ ^[0-9]+$ && $used =~ ^[0-9]+$ ]] || return 0

@@ -61,10 +61,10 @@ wandb_resume::_decide() {
     wandb_resume::_choose_checkpoint || return
     if [[ $mode == resume ]]; then
       # df (for _check_space) runs while the run id is looked for.
-      local df_fd=''
-      [[ -d $output_dir ]] && exec {df_fd}< <(exec df -Pk -- "$output_dir" 2>/dev/null)
+      local df_fd
+      exec {df_fd}< <([[ ! -d $output_dir ]] || exec df -Pk -- "$output_dir" 2>/dev/null)
       wandb_resume::_find_run_id
-      wandb_resume::_check_space "$output_dir" "$ckpt" "$st_kb"
+      wandb_resume::_check_space "$output_dir" "$ckpt" "$st_kb" "$df_fd"
       wandb_resume::_decide_rewind
       wandb_resume::_check_offline_wandb
     fi

@@ -35,8 +35,6 @@ _WANDB_RESUME_RECORD_HEADER='train-resume-save-record 2'
 _WANDB_RESUME_STAT_FMT='%s %i %.9Y %.9Z'
 # One identity as stat prints it with _WANDB_RESUME_STAT_FMT (ERE).
 _WANDB_RESUME_STAT_RE='[0-9]+ [0-9]+ [0-9]+\.[0-9]{9} [0-9]+\.[0-9]{9}'
-# Up to this size, the NUL grep is grep -P (_nul_status).
-_WANDB_RESUME_PCRE_MAX=8388608
 
 # The record of KIND (a folder of shared.env: SAVED_DIR, the save records;
 # FAILED_DIR, the failed-load records) of checkpoint DIR:
@@ -72,7 +70,10 @@ wandb_resume::_record_holds() {
   # The NUL grep and the stat of the folder and its entries run while the record is
   # read; their answers are waited for either way (no process of ours outlives the
   # decision).
-  exec {nul_fd}< <(wandb_resume::_nul_status "$dir/trainer_state.json" "$size")
+  exec {nul_fd}< <(
+    wandb_resume::_grep_nul "$dir/trainer_state.json" "$size"
+    printf '%s' "$?"
+  )
   here=("$dir"/*)
   exec {stat_fd}< <(exec stat -L -c "$_WANDB_RESUME_STAT_FMT" -- "$dir" "${here[@]}" 2>/dev/null)
   wandb_resume::_record_vouches && holds=1
@@ -165,27 +166,6 @@ wandb_resume::_record_matches() {
   for key in "${!here[@]}"; do
     [[ ${here[key]} == "${args[key + 1]}" ]] || return 1
   done
-}
-
-# Does FILE (of SIZE bytes) hold a NUL byte? One grep, bounded in memory: up to
-# _WANDB_RESUME_PCRE_MAX bytes with -P '\x00' (no pattern to write first: a process
-# less), larger with -F and a NUL from a pipe (PCRE takes ~10 times as long on 173 MB).
-# Run it in a subshell of its own (it sets ulimit): _record_holds reads its answer
-# from a process substitution. Arguments: FILE SIZE. Outputs: grep's status (0 it
-# does, 1 it does not, else not known).
-wandb_resume::_nul_status() {
-  local rc=2
-  ulimit -v "$_WANDB_RESUME_MEM_KB" 2>/dev/null
-  if (($2 <= _WANDB_RESUME_PCRE_MAX)); then
-    grep -q -a -P '\x00' -- "$1" 2>/dev/null
-    rc=$?
-  fi
-  # (also where grep has no -P)
-  if ((rc == 2)); then
-    grep -q -a -F -f <(printf '\0') -- "$1" 2>/dev/null
-    rc=$?
-  fi
-  printf '%s' "$rc"
 }
 
 # The identity of trainer_state.json in the save record of checkpoint DIR, format 2

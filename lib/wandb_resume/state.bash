@@ -254,7 +254,7 @@ wandb_resume::_state_small() {
 # of very long lines is parsed whole. Arguments: FILE. Sets: nul (0, or unknown).
 wandb_resume::_state_nul() {
   local grep_out
-  wandb_resume::_grep_bounded -q -a -F -f <(printf '\0') -- "$1"
+  wandb_resume::_grep_nul "$1"
   case $? in
     0)
       st_reason='NUL bytes in trainer_state.json (a save cut short by a crash?)'
